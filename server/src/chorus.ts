@@ -1,0 +1,66 @@
+import { connectNodeAdapter } from "@connectrpc/connect-node";
+import { RealtimeService } from "../../gen/chorus/v1/realtime_pb.js";
+import { ServerService } from "../../gen/chorus/v1/server_pb.js";
+import type { ChorusConfig } from "./config.js";
+import type { Logger } from "./log.js";
+import { ChorusNode } from "./node.js";
+import { realtimeService } from "./services/realtime.js";
+import { serverService } from "./services/server.js";
+import { DualProtocolListener } from "./transport/listener.js";
+
+export interface RunningChorus {
+  /** Base URL clients use, e.g. http://127.0.0.1:8080. */
+  readonly url: string;
+  readonly port: number;
+  readonly node: ChorusNode;
+  /** Stops accepting, tells clients to reconnect elsewhere, ends streams, flushes history. */
+  close(): Promise<void>;
+}
+
+/** Starts a node and its one port (Connect, gRPC and gRPC-Web over HTTP/1.1 and h2c). */
+export async function startChorus(config: ChorusConfig, log: Logger): Promise<RunningChorus> {
+  const node = new ChorusNode(config, log);
+  const shutdown = new AbortController();
+  const rpc = connectNodeAdapter({
+    routes(router) {
+      router.service(RealtimeService, realtimeService(node));
+      router.service(ServerService, serverService(node));
+    },
+    // Room for the largest payload plus its envelope and the other fields.
+    readMaxBytes: config.maxPayloadBytes * 2 + 64 * 1024,
+    // Compression would be paid per subscriber on the fan-out path.
+    acceptCompression: [],
+    shutdownSignal: shutdown.signal,
+    fallback: (req, res) => {
+      const path = (req.url ?? "/").split("?")[0];
+      const [status, body] =
+        path === "/healthz"
+          ? [200, JSON.stringify({ status: "ok", node: config.nodeId, sessions: node.sessionCount })]
+          : [404, JSON.stringify({ error: "not found" })];
+      res.writeHead(status, { "content-type": "application/json" });
+      res.end(body);
+    },
+  });
+  const listener = new DualProtocolListener(rpc);
+  const address = await listener.listen(config.port, config.host);
+  const shownHost = address.family === "IPv6" ? `[${address.address}]` : address.address;
+
+  let closing: Promise<void> | undefined;
+  return {
+    url: `http://${shownHost}:${address.port}`,
+    port: address.port,
+    node,
+    close: () =>
+      (closing ??= (async () => {
+        await Promise.race([listener.stopAccepting(), delay(50)]);
+        await node.close();
+        shutdown.abort();
+        listener.goAway();
+        const deadline = Date.now() + config.shutdownGraceMs;
+        while (listener.busy && Date.now() < deadline) await delay(20);
+        listener.destroyAll();
+      })()),
+  };
+}
+
+const delay = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));

@@ -1,0 +1,83 @@
+import { randomBytes } from "node:crypto";
+import { parseRetention, type RetentionRule } from "./engine/retention.js";
+
+/** Everything a Chorus node can be told; every field has an embedded default. */
+export interface ChorusConfig {
+  /** TCP port; 0 picks a free one (the log line says which). */
+  port: number;
+  host: string;
+  engine: "memory";
+  /** Where the memory engine keeps persisted history. */
+  dataDir: string;
+  nodeId: string;
+  /** Largest accepted `data` (JSON text) of a publish, in bytes. */
+  maxPayloadBytes: number;
+  maxTopicLength: number;
+  maxEventLength: number;
+  maxSubscriptionsPerSession: number;
+  /** Frames (or bytes) waiting for one slow subscriber before it is cut off the hot path. */
+  maxQueuedFrames: number;
+  maxQueuedBytes: number;
+  heartbeatIntervalMs: number;
+  /** Per-topic history retention, first matching rule wins. */
+  retention: RetentionRule[];
+  /** API keys accepted by ServerService; empty means development mode. */
+  apiKeys: string[];
+  /** How long a stopping node waits for streams to end before closing them. */
+  shutdownGraceMs: number;
+}
+
+export const defaultConfig = (): ChorusConfig => ({
+  port: 8080,
+  host: "0.0.0.0",
+  engine: "memory",
+  dataDir: "./.chorus",
+  nodeId: randomBytes(4).toString("hex"),
+  maxPayloadBytes: 64 * 1024,
+  maxTopicLength: 255,
+  maxEventLength: 255,
+  maxSubscriptionsPerSession: 1000,
+  maxQueuedFrames: 4096,
+  maxQueuedBytes: 8 * 1024 * 1024,
+  heartbeatIntervalMs: 30_000,
+  retention: parseRetention("**=count:10000,age:30d"),
+  apiKeys: [],
+  shutdownGraceMs: 5_000,
+});
+
+/**
+ * Reads the environment. Unknown or malformed values stop the start-up with
+ * a message naming the variable: a typo must never silently fall back.
+ */
+export function configFromEnv(env: NodeJS.ProcessEnv = process.env): ChorusConfig {
+  const config = defaultConfig();
+  const int = (name: string, min: number): number | undefined => {
+    const raw = env[name];
+    if (raw === undefined || raw === "") return undefined;
+    const value = Number(raw);
+    if (!Number.isInteger(value) || value < min) {
+      throw new Error(`${name}=${raw} is not an integer >= ${min}`);
+    }
+    return value;
+  };
+  config.port = int("PORT", 0) ?? config.port;
+  config.host = env.HOST || config.host;
+  const engine = env.CHORUS_ENGINE || "memory";
+  if (engine !== "memory") {
+    throw new Error(`CHORUS_ENGINE=${engine} is not supported; use "memory"`);
+  }
+  config.dataDir = env.CHORUS_DATA_DIR || config.dataDir;
+  config.nodeId = env.CHORUS_NODE_ID || config.nodeId;
+  config.maxPayloadBytes = int("CHORUS_MAX_PAYLOAD_BYTES", 1) ?? config.maxPayloadBytes;
+  config.maxTopicLength = int("CHORUS_MAX_TOPIC_LENGTH", 1) ?? config.maxTopicLength;
+  config.maxSubscriptionsPerSession = int("CHORUS_MAX_SUBSCRIPTIONS", 1) ?? config.maxSubscriptionsPerSession;
+  config.maxQueuedFrames = int("CHORUS_MAX_QUEUED_FRAMES", 16) ?? config.maxQueuedFrames;
+  config.maxQueuedBytes = int("CHORUS_MAX_QUEUED_BYTES", 65536) ?? config.maxQueuedBytes;
+  config.heartbeatIntervalMs = int("CHORUS_HEARTBEAT_MS", 100) ?? config.heartbeatIntervalMs;
+  config.shutdownGraceMs = int("CHORUS_SHUTDOWN_GRACE_MS", 0) ?? config.shutdownGraceMs;
+  if (env.CHORUS_RETENTION) config.retention = parseRetention(env.CHORUS_RETENTION);
+  if (env.CHORUS_API_KEYS) {
+    config.apiKeys = env.CHORUS_API_KEYS.split(",").map((k) => k.trim()).filter(Boolean);
+  }
+  return config;
+}

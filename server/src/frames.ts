@@ -1,0 +1,55 @@
+import { create, toBinary, type MessageInitShape } from "@bufbuild/protobuf";
+import { BinaryWriter, WireType } from "@bufbuild/protobuf/wire";
+import {
+  ServerFrameSchema,
+  type ServerFrame,
+} from "../../gen/chorus/v1/realtime_pb.js";
+import { PayloadType, RealtimePayloadSchema } from "../../gen/chorus/v1/payload_pb.js";
+
+/**
+ * A server frame encoded once and shared by every session that sends it.
+ *
+ * `ConnectResponse` and `ListenResponse` are both `repeated ServerFrame
+ * frames = 1`, so a batch for any session is the concatenation of its
+ * frames' field encodings. `field` is exactly what protobuf-es writes after
+ * the tag of an unknown field 1 (length prefix + frame bytes), which lets a
+ * response carry pre-encoded frames without touching them again.
+ */
+export interface OutboundFrame {
+  readonly frame: ServerFrame;
+  readonly field: { readonly no: 1; readonly wireType: WireType.LengthDelimited; readonly data: Uint8Array };
+  /** Encoded size, for queue accounting. */
+  readonly size: number;
+  /** True for frames that may be dropped when a subscriber lags (payloads). */
+  readonly droppable: boolean;
+  /** The payload's topic, for lag notices. */
+  readonly topic: string;
+}
+
+export function encodeFrame(frame: ServerFrame, droppable = false, topic = ""): OutboundFrame {
+  const bytes = toBinary(ServerFrameSchema, frame);
+  const data = new BinaryWriter().bytes(bytes).finish();
+  return {
+    frame,
+    field: { no: 1, wireType: WireType.LengthDelimited, data },
+    size: data.byteLength,
+    droppable,
+    topic,
+  };
+}
+
+export function frameOf(init: MessageInitShape<typeof ServerFrameSchema>): ServerFrame {
+  return create(ServerFrameSchema, init);
+}
+
+/** A SYSTEM payload: a notice about a subscription, never user data. */
+export function systemNotice(topic: string, event: string, data: unknown): OutboundFrame {
+  const payload = create(RealtimePayloadSchema, {
+    type: PayloadType.SYSTEM,
+    topic,
+    event,
+    data: JSON.stringify(data),
+    timestamp: BigInt(Date.now()),
+  });
+  return encodeFrame(frameOf({ kind: { case: "payload", value: payload } }), false, topic);
+}

@@ -1,0 +1,147 @@
+import { ConnectError } from "@connectrpc/connect";
+import { systemNotice, type OutboundFrame } from "./frames.js";
+
+/**
+ * Wakes waiting session writers once per event-loop turn, so that every
+ * frame queued during that turn leaves in one write per session.
+ */
+export class FlushScheduler {
+  private readonly pending = new Set<Outbox>();
+  private scheduled = false;
+
+  wake(outbox: Outbox): void {
+    this.pending.add(outbox);
+    if (!this.scheduled) {
+      this.scheduled = true;
+      setImmediate(this.flush);
+    }
+  }
+
+  private readonly flush = (): void => {
+    this.scheduled = false;
+    for (const outbox of this.pending) outbox.release();
+    this.pending.clear();
+  };
+}
+
+export interface OutboxLimits {
+  maxFrames: number;
+  maxBytes: number;
+}
+
+/**
+ * The bounded queue between the fan-out and one session's stream.
+ *
+ * Publishing only appends here (never awaits). When a subscriber stops
+ * reading and its queue fills up, its queued payloads are dropped and it
+ * stays cut off until its writer catches up; then it receives one SYSTEM
+ * "lagged" notice per affected topic so it can resynchronise from history.
+ * Replies and control frames are never dropped.
+ */
+export class Outbox {
+  private queue: OutboundFrame[] = [];
+  private queuedBytes = 0;
+  /** Topics whose payloads were dropped, with how many. */
+  private readonly dropped = new Map<string, number>();
+  private waiter: (() => void) | undefined;
+  private ended = false;
+  private endError: ConnectError | undefined;
+
+  constructor(
+    private readonly limits: OutboxLimits,
+    private readonly scheduler: FlushScheduler,
+  ) {}
+
+  get lagging(): boolean {
+    return this.dropped.size > 0;
+  }
+
+  push(frame: OutboundFrame): void {
+    if (this.ended) return;
+    if (frame.droppable) {
+      if (this.dropped.size > 0) return this.drop(frame.topic, 1);
+      if (this.queue.length >= this.limits.maxFrames || this.queuedBytes + frame.size > this.limits.maxBytes) {
+        this.shed();
+        return this.drop(frame.topic, 1);
+      }
+    }
+    this.queue.push(frame);
+    this.queuedBytes += frame.size;
+    if (this.waiter) this.scheduler.wake(this);
+  }
+
+  /** Ends the stream after the frames already queued; with an error, the stream fails with it. */
+  end(error?: ConnectError): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.endError = error;
+    this.release();
+  }
+
+  get isEnded(): boolean {
+    return this.ended;
+  }
+
+  /**
+   * Everything queued, as one batch; waits while nothing is. Resolves to
+   * undefined when the outbox has ended and is empty, or when `signal` aborts.
+   */
+  async next(signal: AbortSignal): Promise<OutboundFrame[] | undefined> {
+    while (this.queue.length === 0 && this.dropped.size === 0) {
+      if (this.ended) {
+        if (this.endError) throw this.endError;
+        return undefined;
+      }
+      if (signal.aborted) return undefined;
+      await new Promise<void>((resolve) => {
+        const onAbort = () => resolve();
+        this.waiter = () => {
+          signal.removeEventListener("abort", onAbort);
+          resolve();
+        };
+        signal.addEventListener("abort", onAbort, { once: true });
+      });
+      this.waiter = undefined;
+    }
+    return this.take();
+  }
+
+  /** Called by the scheduler: lets a waiting writer run. */
+  release(): void {
+    const waiter = this.waiter;
+    this.waiter = undefined;
+    waiter?.();
+  }
+
+  private take(): OutboundFrame[] {
+    const batch = this.queue;
+    this.queue = [];
+    this.queuedBytes = 0;
+    // The writer is ready for more: the cut-off ends here, with a notice.
+    for (const [topic, count] of this.dropped) {
+      batch.push(systemNotice(topic, "system:lagged", { reason: "slow_consumer", dropped: count }));
+    }
+    this.dropped.clear();
+    return batch;
+  }
+
+  private shed(): void {
+    const kept: OutboundFrame[] = [];
+    let keptBytes = 0;
+    for (const frame of this.queue) {
+      if (frame.droppable) {
+        this.drop(frame.topic, 1);
+      } else {
+        kept.push(frame);
+        keptBytes += frame.size;
+      }
+    }
+    this.queue = kept;
+    this.queuedBytes = keptBytes;
+  }
+
+  private drop(topic: string, count: number): void {
+    this.dropped.set(topic, (this.dropped.get(topic) ?? 0) + count);
+    if (this.waiter) this.scheduler.wake(this);
+  }
+}

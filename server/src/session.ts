@@ -1,0 +1,152 @@
+import { create } from "@bufbuild/protobuf";
+import { Code, ConnectError } from "@connectrpc/connect";
+import {
+  ReplyErrorSchema,
+  ReplySchema,
+  SubscribeResponseSchema,
+  UnsubscribeResponseSchema,
+  type ConnectRequest,
+  type Reply,
+  type SubscribeRequest,
+  type SubscribeResponse,
+  type UnsubscribeRequest,
+  type UnsubscribeResponse,
+} from "../../gen/chorus/v1/realtime_pb.js";
+import { StreamPositionSchema } from "../../gen/chorus/v1/payload_pb.js";
+import type { Identity } from "./auth.js";
+import { encodeFrame, frameOf, type OutboundFrame } from "./frames.js";
+import type { ChorusNode } from "./node.js";
+import { Outbox } from "./outbox.js";
+import { checkTopic } from "./topic.js";
+
+export type SessionKind = "connect" | "listen";
+
+/**
+ * One client connection, whichever stream carries it. Both the bidi
+ * `Connect` stream and the unary calls of a `Listen` session end up in the
+ * same methods here, so the two kinds cannot drift apart.
+ */
+export class Session {
+  readonly topics = new Set<string>();
+  readonly outbox: Outbox;
+  readonly connectedAt = Date.now();
+  /** Last sign of life from the client (any frame or call). */
+  lastSeen = Date.now();
+  private closed = false;
+
+  constructor(
+    private readonly node: ChorusNode,
+    readonly id: string,
+    readonly connectionId: string,
+    public identity: Identity,
+    readonly kind: SessionKind,
+  ) {
+    this.outbox = node.newOutbox();
+  }
+
+  get userId(): string {
+    return this.identity.userId;
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  send(frame: OutboundFrame): void {
+    this.outbox.push(frame);
+  }
+
+  async subscribe(req: SubscribeRequest): Promise<SubscribeResponse> {
+    checkTopic(req.topic, this.node.config.maxTopicLength);
+    if (req.filter !== "") {
+      throw new ConnectError("row filters are not supported by this server yet; subscribe without a filter", Code.Unimplemented);
+    }
+    if (!this.topics.has(req.topic) && this.topics.size >= this.node.config.maxSubscriptionsPerSession) {
+      throw new ConnectError(
+        `this connection already has ${this.topics.size} subscriptions, the limit; unsubscribe from one first`,
+        Code.ResourceExhausted,
+      );
+    }
+    // Position first, then join the fan-out: nothing published after the
+    // reported position is missed.
+    const page = await this.node.engine.history(req.topic, { limit: 0, before: 0, beforeSeq: 0 });
+    if (this.closed) throw new ConnectError("session has ended", Code.NotFound);
+    this.topics.add(req.topic);
+    this.node.hub.add(req.topic, this);
+    return create(SubscribeResponseSchema, {
+      topic: req.topic,
+      position: create(StreamPositionSchema, { seq: BigInt(page.lastSeq), epoch: page.epoch }),
+    });
+  }
+
+  unsubscribe(req: UnsubscribeRequest): UnsubscribeResponse {
+    checkTopic(req.topic, this.node.config.maxTopicLength);
+    this.topics.delete(req.topic);
+    this.node.hub.remove(req.topic, this);
+    return create(UnsubscribeResponseSchema);
+  }
+
+  /**
+   * Runs one frame of the bidi stream. Commands run one after another in
+   * arrival order; a publish is accepted in order but its acknowledgement
+   * (durability) is awaited in the background, so a persisting publisher
+   * keeps its pipeline full.
+   */
+  async handleFrame(frame: ConnectRequest): Promise<void> {
+    this.lastSeen = Date.now();
+    const requestId = frame.requestId;
+    const command = frame.command;
+    try {
+      switch (command.case) {
+        case "subscribe":
+          return this.reply(requestId, { case: "subscribe", value: await this.subscribe(command.value) });
+        case "unsubscribe":
+          return this.reply(requestId, { case: "unsubscribe", value: this.unsubscribe(command.value) });
+        case "publish": {
+          const ack = this.node.publish(command.value, this);
+          ack.then(
+            (value) => this.reply(requestId, { case: "publish", value }),
+            (error: unknown) => this.replyError(requestId, error),
+          );
+          return;
+        }
+        case "getHistory":
+          return this.reply(requestId, { case: "getHistory", value: await this.node.history(command.value) });
+        case "ping":
+          return this.reply(requestId, { case: "ping", value: this.node.pong() });
+        case "refreshToken":
+          return this.reply(requestId, { case: "refreshToken", value: this.node.refreshToken(this, command.value) });
+        case "track":
+        case "untrack":
+        case "getPresence":
+          throw new ConnectError("presence is not available on this server yet", Code.Unimplemented);
+        case undefined:
+          throw new ConnectError("frame carries no command", Code.InvalidArgument);
+      }
+    } catch (error) {
+      this.replyError(requestId, error);
+    }
+  }
+
+  /** Ends the session: leaves every topic; the stream ends after what is queued. */
+  close(error?: ConnectError): void {
+    if (this.closed) return;
+    this.closed = true;
+    for (const topic of this.topics) this.node.hub.remove(topic, this);
+    this.topics.clear();
+    this.outbox.end(error);
+    this.node.forget(this);
+  }
+
+  private reply(requestId: bigint, result: Reply["result"]): void {
+    if (requestId === 0n) return;
+    const reply = create(ReplySchema, { requestId, result });
+    this.send(encodeFrame(frameOf({ kind: { case: "reply", value: reply } })));
+  }
+
+  private replyError(requestId: bigint, error: unknown): void {
+    const e = ConnectError.from(error);
+    if (e.code === Code.Internal || e.code === Code.Unknown) this.node.logError("command failed", error);
+    this.reply(requestId, { case: "error", value: create(ReplyErrorSchema, { code: e.code, message: e.rawMessage }) });
+  }
+}

@@ -1,0 +1,86 @@
+import * as http from "node:http";
+import * as http2 from "node:http2";
+import * as net from "node:net";
+
+// connect-node's adapter takes either server's request and response.
+type Handler = (req: any, res: any) => void; // eslint-disable-line @typescript-eslint/no-explicit-any
+
+/** The client preface every prior-knowledge HTTP/2 connection starts with. */
+const H2_PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
+
+/**
+ * One port for HTTP/1.1 and cleartext HTTP/2 (prior knowledge): the first
+ * bytes of each connection decide which server gets it.
+ */
+export class DualProtocolListener {
+  private readonly tcp: net.Server;
+  private readonly h1: http.Server;
+  private readonly h2: http2.Http2Server;
+  private readonly sockets = new Set<net.Socket>();
+  private readonly h2Sessions = new Set<http2.Http2Session>();
+
+  constructor(handler: Handler) {
+    this.h1 = http.createServer({ keepAliveTimeout: 65_000, requestTimeout: 0 }, handler);
+    this.h2 = http2.createServer({ settings: { maxConcurrentStreams: 1000 } }, handler);
+    this.h2.on("session", (session) => {
+      this.h2Sessions.add(session);
+      session.once("close", () => this.h2Sessions.delete(session));
+    });
+    this.tcp = net.createServer({ noDelay: true }, (socket) => this.route(socket));
+  }
+
+  listen(port: number, host: string): Promise<net.AddressInfo> {
+    return new Promise((resolve, reject) => {
+      this.tcp.once("error", reject);
+      this.tcp.listen(port, host, () => {
+        this.tcp.off("error", reject);
+        resolve(this.tcp.address() as net.AddressInfo);
+      });
+    });
+  }
+
+  /** Stops accepting connections; existing ones go on. */
+  stopAccepting(): Promise<void> {
+    return new Promise((resolve) => this.tcp.close(() => resolve()));
+  }
+
+  /** Asks HTTP/2 clients to go away and closes idle HTTP/1.1 connections. */
+  goAway(): void {
+    for (const session of this.h2Sessions) session.close();
+    this.h1.closeIdleConnections();
+  }
+
+  /** Whether any connection is still open. */
+  get busy(): boolean {
+    return this.sockets.size > 0;
+  }
+
+  destroyAll(): void {
+    for (const socket of this.sockets) socket.destroy();
+  }
+
+  private route(socket: net.Socket): void {
+    this.sockets.add(socket);
+    socket.once("close", () => this.sockets.delete(socket));
+    socket.on("error", () => socket.destroy());
+    let head = Buffer.alloc(0);
+    const onData = (chunk: Buffer) => {
+      head = Buffer.concat([head, chunk]);
+      const n = Math.min(head.length, H2_PREFACE.length);
+      const h2 = head.subarray(0, n).equals(H2_PREFACE.subarray(0, n));
+      if (h2 && n < H2_PREFACE.length) return; // could still be either: wait for more
+      socket.off("data", onData);
+      socket.pause();
+      socket.unshift(head);
+      if (h2) {
+        // The HTTP/2 session reads what is buffered on its next tick; resuming
+        // here would spill those bytes as 'data' events nobody listens to.
+        this.h2.emit("connection", socket);
+      } else {
+        this.h1.emit("connection", socket);
+        socket.resume();
+      }
+    };
+    socket.on("data", onData);
+  }
+}
