@@ -168,7 +168,8 @@ export type HistoryMessage = Message<"chorus.v1.HistoryMessage"> & {
   data: string;
 
   /**
-   * Milliseconds since the Unix epoch.
+   * Milliseconds since the Unix epoch; unique and increasing within a topic,
+   * so `before = created_at` pages back without skipping a message.
    *
    * @generated from field: int64 created_at = 6;
    */

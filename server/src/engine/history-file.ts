@@ -13,7 +13,11 @@ export interface StoredMessage {
   readonly data: string;
   readonly userId: string;
   readonly connectionId: string;
-  /** Milliseconds since the Unix epoch; never decreases within a topic. */
+  /**
+   * Milliseconds since the Unix epoch, strictly increasing within a topic
+   * (a burst of more than one message per millisecond runs ahead of the
+   * clock), so that paging with `before = created_at` never skips a message.
+   */
   readonly createdAt: number;
 }
 
@@ -138,7 +142,7 @@ class TopicLog {
     const stored: StoredMessage = {
       ...message,
       seq: ++this.lastSeq,
-      createdAt: (this.lastCreatedAt = Math.max(now, this.lastCreatedAt)),
+      createdAt: (this.lastCreatedAt = Math.max(now, this.lastCreatedAt + 1)),
     };
     this.messages.push(stored);
     const line: Line = { s: stored.seq, i: stored.id, e: stored.event, d: stored.data, u: stored.userId, c: stored.connectionId, t: stored.createdAt };

@@ -1,0 +1,18 @@
+import { createConnectTransport } from "@connectrpc/connect-web";
+import { RealtimeClient as BaseClient, type RealtimeClientOptions } from "./client.js";
+import { ListenSessionTransport } from "./listen-session.js";
+
+/**
+ * The client for browsers (and any fetch runtime): a Listen stream plus
+ * unary calls, since fetch cannot stream a request body.
+ */
+export class RealtimeClient extends BaseClient {
+  constructor(options: RealtimeClientOptions) {
+    const transport = createConnectTransport({ baseUrl: options.url, useBinaryFormat: true });
+    super(options, new ListenSessionTransport(transport));
+  }
+}
+
+export { Channel } from "./channel.js";
+export { reconnectDelay, type RealtimeClientOptions } from "./client.js";
+export * from "./types.js";

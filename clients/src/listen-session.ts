@@ -1,0 +1,91 @@
+import { ConnectError, createClient, type Client, type Transport } from "@connectrpc/connect";
+import { RealtimeService, type ServerFrame } from "../../gen/chorus/v1/realtime_pb.js";
+import { sessionEnded, type CommandCase, type CommandInit, type CommandResult, type SessionConnection, type SessionTransport } from "./session.js";
+
+/** Commands that change session state run one at a time, in call order, like frames on a stream. */
+const ORDERED: ReadonlySet<CommandCase> = new Set(["subscribe", "unsubscribe", "publish", "track", "untrack", "refreshToken"]);
+
+/**
+ * A browser session: a `Listen` server stream (fetch can stream responses,
+ * not requests) driven by unary calls that name the session. Ordered
+ * commands are chained so the server sees them in the order the app made
+ * them, exactly as on the bidirectional stream.
+ */
+export class ListenSessionTransport implements SessionTransport {
+  private readonly client: Client<typeof RealtimeService>;
+
+  constructor(transport: Transport) {
+    this.client = createClient(RealtimeService, transport);
+  }
+
+  open(headers: Record<string, string>): SessionConnection {
+    return new ListenSession(this.client, headers);
+  }
+
+  dispose(): void {
+    // fetch keeps no sockets of ours.
+  }
+}
+
+class ListenSession implements SessionConnection {
+  readonly frames: AsyncIterable<ServerFrame>;
+  private readonly abort = new AbortController();
+  private readonly sessionId: Promise<string>;
+  private resolveSessionId!: (id: string) => void;
+  private rejectSessionId!: (e: unknown) => void;
+  private chain: Promise<unknown> = Promise.resolve();
+  private ended = false;
+
+  constructor(
+    private readonly client: Client<typeof RealtimeService>,
+    private readonly headers: Record<string, string>,
+  ) {
+    this.sessionId = new Promise((resolve, reject) => {
+      this.resolveSessionId = resolve;
+      this.rejectSessionId = reject;
+    });
+    this.sessionId.catch(() => {});
+    this.frames = this.pump();
+  }
+
+  command<K extends CommandCase>(kind: K, value: CommandInit<K>): Promise<CommandResult<K>> {
+    if (this.ended) return Promise.reject(sessionEnded());
+    const call = async () => {
+      const sessionId = await this.sessionId;
+      const method = this.client[kind] as (req: unknown, opts: unknown) => Promise<CommandResult<K>>;
+      return method({ ...(value as object), sessionId }, { headers: this.headers, signal: this.abort.signal });
+    };
+    if (!ORDERED.has(kind)) return call();
+    const result = this.chain.then(call, call);
+    this.chain = result.catch(() => {});
+    return result;
+  }
+
+  close(): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.abort.abort();
+    this.rejectSessionId(sessionEnded());
+  }
+
+  private async *pump(): AsyncGenerator<ServerFrame> {
+    try {
+      const responses = this.client.listen({ client: "chorus-js" }, { headers: this.headers, signal: this.abort.signal });
+      for await (const response of responses) {
+        for (const frame of response.frames) {
+          if (frame.kind.case === "welcome") this.resolveSessionId(frame.kind.value.sessionId);
+          yield frame;
+        }
+      }
+    } catch (error) {
+      if (!this.ended) {
+        this.ended = true;
+        this.rejectSessionId(error);
+        throw ConnectError.from(error);
+      }
+    } finally {
+      this.ended = true;
+      this.rejectSessionId(sessionEnded());
+    }
+  }
+}

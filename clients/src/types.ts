@@ -1,0 +1,62 @@
+/** The shapes app code sees. Protocol types come from gen/; these are their JS faces. */
+
+export type ConnectionStatus = "idle" | "connecting" | "connected" | "reconnecting" | "disconnected";
+
+export type PayloadKind = "db_change" | "event" | "presence" | "stream" | "system";
+
+export interface Position {
+  seq: number;
+  epoch: string;
+}
+
+/** What a channel listener receives. */
+export interface RealtimePayload<T = any> {
+  type: PayloadKind;
+  topic: string;
+  /** DB changes only. */
+  operation?: "INSERT" | "UPDATE" | "DELETE";
+  event: string;
+  data: T;
+  /** The previous row (UPDATE and DELETE only). */
+  old?: T;
+  /** Who published it; undefined for back-end emits. */
+  userId?: string;
+  /** Milliseconds since the Unix epoch. */
+  timestamp: number;
+  /** Unique per message. */
+  id: string;
+  /** Where a persisted message stands in its topic; undefined for ephemeral ones. */
+  position?: Position;
+  /** The publishing connection; undefined for back-end emits. */
+  connectionId?: string;
+}
+
+/** A persisted message, as getHistory returns it (newest first). */
+export interface HistoryMessage<T = any> {
+  id: string;
+  room_id: string;
+  user_id: string;
+  event: string;
+  data: T;
+  /** Milliseconds since the Unix epoch; unique and increasing within a topic. */
+  created_at: number;
+  seq: number;
+}
+
+export interface PublishOptions {
+  /** Store the message in the topic's history. */
+  persist?: boolean;
+  /** Your own id for the message: a retried publish with the same id is stored once. */
+  id?: string;
+}
+
+export interface PublishResult {
+  id: string;
+  timestamp: number;
+  /** Persisted messages only. */
+  position?: Position;
+}
+
+export type Listener<T = any> = (payload: RealtimePayload<T>) => void;
+
+export type SubscribeStatus = "SUBSCRIBED" | "CHANNEL_ERROR" | "CLOSED";
