@@ -1,0 +1,40 @@
+import { execFile } from "node:child_process";
+import { promisify } from "node:util";
+import { afterAll, beforeAll, expect, it } from "vitest";
+import { removeDir, ROOT, startServer, type ServerProcess } from "../helpers/server.js";
+
+const run = promisify(execFile);
+let server: ServerProcess;
+beforeAll(async () => {
+  server = await startServer();
+});
+afterAll(async () => {
+  await server.stop();
+  removeDir(server.dataDir);
+});
+
+/** `buf curl` with the schema read from proto/, over the gRPC protocol (h2c). */
+async function bufCurl(method: string, body: object, extra: string[] = []) {
+  const args = ["curl", "--schema", "proto", "--protocol", "grpc", "--http2-prior-knowledge", "-H", "authorization: Bearer grpc-user", "-d", JSON.stringify(body), ...extra, `${server.url}/chorus.v1.RealtimeService/${method}`];
+  return run(`${ROOT}/node_modules/.bin/buf`, args, { cwd: ROOT, timeout: 20_000 });
+}
+
+it("a stock gRPC client publishes and reads history from the .proto files alone", async () => {
+  const published = [];
+  for (const text of ["first", "second"]) {
+    const { stdout } = await bufCurl("Publish", { topic: "chat/buf", event: "message", data: JSON.stringify({ text }), persist: true });
+    published.push(JSON.parse(stdout));
+  }
+  expect(published[1].position.seq).toBe("2");
+
+  const { stdout } = await bufCurl("GetHistory", { topic: "chat/buf", limit: 10 });
+  const history = JSON.parse(stdout);
+  expect(history.messages.map((m: { data: string }) => JSON.parse(m.data).text)).toEqual(["second", "first"]);
+  expect(history.messages[0]).toMatchObject({ id: published[1].id, roomId: "chat/buf", userId: "grpc-user", event: "message", seq: "2" });
+  expect(history.position).toEqual(published[1].position);
+});
+
+it("gets gRPC status codes for bad input", async () => {
+  const error = await bufCurl("Publish", { topic: "chat/buf", event: "", data: "1" }).catch((e: { stderr: string }) => e);
+  expect(String((error as { stderr: string }).stderr)).toMatch(/invalid_argument[\s\S]*event is empty/);
+});

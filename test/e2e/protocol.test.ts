@@ -1,0 +1,183 @@
+import { ConnectError, createClient } from "@connectrpc/connect";
+import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
+import * as http2 from "node:http2";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { RealtimeService } from "../../gen/chorus/v1/realtime_pb.js";
+import { ServerService } from "../../gen/chorus/v1/server_pb.js";
+import { NodeClient } from "../helpers/clients.js";
+import { codeOf, eventually, removeDir, startServer, type ServerProcess } from "../helpers/server.js";
+
+let server: ServerProcess;
+beforeAll(async () => {
+  server = await startServer({ CHORUS_API_KEYS: "test-key-1,test-key-2" });
+});
+afterAll(async () => {
+  await server.stop();
+  removeDir(server.dataDir);
+});
+
+const bearer = (token: string) => ({ headers: { authorization: `Bearer ${token}` } });
+
+/** Opens a Listen session with a stock Connect client and returns its Welcome. */
+async function listen(token: string, useBinaryFormat = true) {
+  const client = createClient(RealtimeService, createConnectTransport({ baseUrl: server.url, httpVersion: "1.1", useBinaryFormat }));
+  const abort = new AbortController();
+  const stream = client.listen({}, { ...bearer(token), signal: abort.signal })[Symbol.asyncIterator]();
+  const first = await stream.next();
+  const welcome = first.value.frames[0].kind;
+  expect(welcome.case).toBe("welcome");
+  return { client, stream, welcome: welcome.value, close: () => abort.abort() };
+}
+
+describe("sessions", () => {
+  it("names unknown sessions NOT_FOUND, empty ones INVALID_ARGUMENT, others' PERMISSION_DENIED", async () => {
+    const client = createClient(RealtimeService, createConnectTransport({ baseUrl: server.url, httpVersion: "1.1" }));
+    expect(await codeOf(client.subscribe({ sessionId: "no-such-session", topic: "chat/a" }))).toBe("NotFound");
+    expect(await codeOf(client.subscribe({ sessionId: "", topic: "chat/a" }))).toBe("InvalidArgument");
+    const mine = await listen("owner");
+    expect(await codeOf(client.subscribe({ sessionId: mine.welcome.sessionId, topic: "chat/a" }, bearer("intruder")))).toBe("PermissionDenied");
+    const ok = await client.subscribe({ sessionId: mine.welcome.sessionId, topic: "chat/a" }, bearer("owner"));
+    expect(ok.topic).toBe("chat/a");
+    mine.close();
+  });
+
+  it("answers presence calls UNIMPLEMENTED until presence exists", async () => {
+    const client = createClient(RealtimeService, createConnectTransport({ baseUrl: server.url, httpVersion: "1.1" }));
+    expect(await codeOf(client.getPresence({ topic: "chat/a" }))).toBe("Unimplemented");
+  });
+
+  it("delivers to JSON clients too (frames are re-encoded only for them)", async () => {
+    const session = await listen("json-user", false);
+    await session.client.subscribe({ sessionId: session.welcome.sessionId, topic: "chat/json" }, bearer("json-user"));
+    const pub = new NodeClient({ url: server.url, token: "pub" });
+    await pub.channel("chat/json").publish("m", { hello: "json" });
+    // Frames: the subscribe reply went over unary, so the next frame is the payload.
+    let payload;
+    for (;;) {
+      const next = await session.stream.next();
+      const frame = next.value.frames.find((f: { kind: { case: string } }) => f.kind.case === "payload");
+      if (frame) {
+        payload = frame.kind.value;
+        break;
+      }
+    }
+    expect(payload).toMatchObject({ topic: "chat/json", event: "m", data: '{"hello":"json"}', userId: "pub" });
+    pub.disconnect();
+    session.close();
+  });
+});
+
+describe("one port, three protocols", () => {
+  const publishVia = async (transport: Parameters<typeof createClient>[1]) => {
+    const client = createClient(RealtimeService, transport);
+    const reply = await client.publish({ topic: "chat/protocols", event: "m", data: "1", persist: true });
+    expect(reply.position?.seq).toBeGreaterThan(0n);
+    const history = await client.getHistory({ topic: "chat/protocols", limit: 1 });
+    expect(history.messages[0]!.id).toBe(reply.id);
+  };
+
+  it("serves Connect over HTTP/1.1 and HTTP/2", async () => {
+    await publishVia(createConnectTransport({ baseUrl: server.url, httpVersion: "1.1" }));
+    await publishVia(createConnectTransport({ baseUrl: server.url, httpVersion: "2" }));
+  });
+
+  it("serves gRPC over HTTP/2", async () => {
+    await publishVia(createGrpcTransport({ baseUrl: server.url }));
+  });
+
+  it("serves gRPC-Web over HTTP/1.1 and HTTP/2", async () => {
+    await publishVia(createGrpcWebTransport({ baseUrl: server.url, httpVersion: "1.1" }));
+    await publishVia(createGrpcWebTransport({ baseUrl: server.url, httpVersion: "2" }));
+  });
+
+  it("runs the bidirectional session over gRPC", async () => {
+    const client = createClient(RealtimeService, createGrpcTransport({ baseUrl: server.url }));
+    async function* frames() {
+      yield { requestId: 1n, command: { case: "ping" as const, value: {} } };
+    }
+    const kinds: string[] = [];
+    for await (const res of client.connect(frames())) for (const f of res.frames) kinds.push(f.kind.case!);
+    // Welcome, the ping's reply, then the stream ends because the client closed its side.
+    expect(kinds).toEqual(["welcome", "reply"]);
+  });
+
+  it("refuses the bidirectional session over HTTP/1.1", async () => {
+    const client = createClient(RealtimeService, createConnectTransport({ baseUrl: server.url, httpVersion: "1.1" }));
+    async function* none() {}
+    const err = await (async () => {
+      try {
+        for await (const _ of client.connect(none()));
+      } catch (e) {
+        return ConnectError.from(e);
+      }
+    })();
+    expect(err).toBeInstanceOf(ConnectError);
+  });
+});
+
+describe("malformed frames", () => {
+  it("end only the offending session", async () => {
+    const bystander = new NodeClient({ url: server.url, token: "bystander" });
+    const got: unknown[] = [];
+    bystander.channel("chat/bystander").on("m", ({ data }) => got.push(data)).subscribe();
+    await bystander.channel("chat/bystander").ready();
+
+    // A Connect-protocol bidi stream whose second envelope is not a ConnectRequest.
+    const session = http2.connect(server.url);
+    const stream = session.request({
+      ":method": "POST",
+      ":path": "/chorus.v1.RealtimeService/Connect",
+      "content-type": "application/connect+proto",
+    });
+    const envelope = (bytes: Uint8Array) => {
+      const head = Buffer.alloc(5);
+      head.writeUInt32BE(bytes.length, 1);
+      return Buffer.concat([head, bytes]);
+    };
+    const chunks: Buffer[] = [];
+    stream.on("data", (c: Buffer) => chunks.push(c));
+    // The server ends its side; ours is still open, so wait for 'end', not 'close'.
+    const ended = new Promise<void>((resolve) => stream.on("end", () => resolve()));
+    stream.resume();
+    stream.write(envelope(new Uint8Array([0x0a, 0xff, 0xff, 0xff]))); // field 1 with a length past the end
+    await ended;
+    session.close();
+    const envelopes: Array<{ flags: number; body: Buffer }> = [];
+    for (let body = Buffer.concat(chunks); body.length >= 5; ) {
+      const length = body.readUInt32BE(1);
+      envelopes.push({ flags: body[0]!, body: body.subarray(5, 5 + length) });
+      body = body.subarray(5 + length);
+    }
+    // A Welcome first, then the end-of-stream envelope (flag 0x02) with the error.
+    expect(envelopes.map((e) => e.flags)).toEqual([0, 2]);
+    expect(JSON.parse(envelopes[1]!.body.toString()).error.code).toBe("invalid_argument");
+
+    await bystander.channel("chat/bystander").publish("m", "still here");
+    await eventually(() => got.length === 1, "bystander delivery");
+    bystander.disconnect();
+  });
+});
+
+describe("ServerService API keys", () => {
+  const server2 = () => createClient(ServerService, createConnectTransport({ baseUrl: server.url, httpVersion: "1.1" }));
+  const emit = { topic: "chat/keys", event: "m", data: "{}" };
+
+  it("accepts a configured key", async () => {
+    expect((await server2().emit(emit, bearer("test-key-2"))).id).not.toBe("");
+  });
+
+  it("refuses a missing key, a wrong key and a user token, with UNAUTHENTICATED", async () => {
+    expect(await codeOf(server2().emit(emit))).toBe("Unauthenticated");
+    expect(await codeOf(server2().emit(emit, bearer("test-key-3")))).toBe("Unauthenticated");
+    const jwt = ["e30", Buffer.from(JSON.stringify({ sub: "someone" })).toString("base64url"), "sig"].join(".");
+    expect(await codeOf(server2().emit(emit, bearer(jwt)))).toBe("Unauthenticated");
+    // Nothing was emitted by the refused calls.
+    const history = await createClient(RealtimeService, createConnectTransport({ baseUrl: server.url, httpVersion: "1.1" })).getHistory({ topic: "chat/keys" });
+    expect(history.messages).toHaveLength(0);
+  });
+
+  it("validates emits like publishes", async () => {
+    expect(await codeOf(server2().emit({ ...emit, topic: "nope" + "/".repeat(2) }, bearer("test-key-1")))).toBe("InvalidArgument");
+    expect(await codeOf(server2().emit({ ...emit, data: "{not json" }, bearer("test-key-1")))).toBe("InvalidArgument");
+  });
+});
