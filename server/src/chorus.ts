@@ -6,6 +6,7 @@ import type { Logger } from "./log.js";
 import { ChorusNode } from "./node.js";
 import { realtimeService } from "./services/realtime.js";
 import { serverService } from "./services/server.js";
+import { applyCors } from "./transport/cors.js";
 import { DualProtocolListener } from "./transport/listener.js";
 
 export interface RunningChorus {
@@ -41,7 +42,10 @@ export async function startChorus(config: ChorusConfig, log: Logger): Promise<Ru
       res.end(body);
     },
   });
-  const listener = new DualProtocolListener(rpc);
+  const cors = { origins: config.corsOrigins };
+  const listener = new DualProtocolListener((req, res) => {
+    if (!applyCors(cors, req, res)) rpc(req, res);
+  });
   const address = await listener.listen(config.port, config.host);
   const shownHost = address.family === "IPv6" ? `[${address.address}]` : address.address;
 

@@ -21,6 +21,8 @@ export interface ChorusConfig {
   heartbeatIntervalMs: number;
   /** Per-topic history retention, first matching rule wins. */
   retention: RetentionRule[];
+  /** Origins whose pages may call Chorus from a browser; `*` for any. */
+  corsOrigins: string[];
   /** API keys accepted by ServerService; empty means development mode. */
   apiKeys: string[];
   /** How long a stopping node waits for streams to end before closing them. */
@@ -41,6 +43,7 @@ export const defaultConfig = (): ChorusConfig => ({
   maxQueuedBytes: 8 * 1024 * 1024,
   heartbeatIntervalMs: 30_000,
   retention: parseRetention("**=count:10000,age:30d"),
+  corsOrigins: ["*"],
   apiKeys: [],
   shutdownGraceMs: 5_000,
 });
@@ -76,6 +79,9 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): ChorusConfi
   config.heartbeatIntervalMs = int("CHORUS_HEARTBEAT_MS", 100) ?? config.heartbeatIntervalMs;
   config.shutdownGraceMs = int("CHORUS_SHUTDOWN_GRACE_MS", 0) ?? config.shutdownGraceMs;
   if (env.CHORUS_RETENTION) config.retention = parseRetention(env.CHORUS_RETENTION);
+  if (env.CHORUS_CORS_ORIGINS) {
+    config.corsOrigins = env.CHORUS_CORS_ORIGINS.split(",").map((o) => o.trim()).filter(Boolean);
+  }
   if (env.CHORUS_API_KEYS) {
     config.apiKeys = env.CHORUS_API_KEYS.split(",").map((k) => k.trim()).filter(Boolean);
   }

@@ -18,9 +18,13 @@ export class DualProtocolListener {
   private readonly h2: http2.Http2Server;
   private readonly sockets = new Set<net.Socket>();
   private readonly h2Sessions = new Set<http2.Http2Session>();
+  /** Requests in flight per HTTP/1.1 connection, to close idle ones at shutdown. */
+  private readonly h1Active = new Map<net.Socket, number>();
+  private closing = false;
 
   constructor(handler: Handler) {
     this.h1 = http.createServer({ keepAliveTimeout: 65_000, requestTimeout: 0 }, handler);
+    this.h1.on("request", (req: http.IncomingMessage, res: http.ServerResponse) => this.trackH1(req.socket, res));
     this.h2 = http2.createServer({ settings: { maxConcurrentStreams: 1000 } }, handler);
     this.h2.on("session", (session) => {
       this.h2Sessions.add(session);
@@ -44,10 +48,15 @@ export class DualProtocolListener {
     return new Promise((resolve) => this.tcp.close(() => resolve()));
   }
 
-  /** Asks HTTP/2 clients to go away and closes idle HTTP/1.1 connections. */
+  /**
+   * Asks HTTP/2 clients to go away and closes HTTP/1.1 connections once
+   * idle. (http.Server's own closeIdleConnections only knows connections it
+   * accepted itself, and this one is handed them.)
+   */
   goAway(): void {
+    this.closing = true;
     for (const session of this.h2Sessions) session.close();
-    this.h1.closeIdleConnections();
+    for (const [socket, active] of this.h1Active) if (active === 0) socket.end();
   }
 
   /** Whether any connection is still open. */
@@ -57,6 +66,16 @@ export class DualProtocolListener {
 
   destroyAll(): void {
     for (const socket of this.sockets) socket.destroy();
+  }
+
+  private trackH1(socket: net.Socket, res: http.ServerResponse): void {
+    this.h1Active.set(socket, (this.h1Active.get(socket) ?? 0) + 1);
+    if (this.closing) res.shouldKeepAlive = false;
+    res.once("close", () => {
+      const left = (this.h1Active.get(socket) ?? 1) - 1;
+      this.h1Active.set(socket, left);
+      if (this.closing && left === 0) socket.end();
+    });
   }
 
   private route(socket: net.Socket): void {
@@ -77,6 +96,8 @@ export class DualProtocolListener {
         // here would spill those bytes as 'data' events nobody listens to.
         this.h2.emit("connection", socket);
       } else {
+        this.h1Active.set(socket, 0);
+        socket.once("close", () => this.h1Active.delete(socket));
         this.h1.emit("connection", socket);
         socket.resume();
       }
