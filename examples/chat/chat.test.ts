@@ -1,29 +1,17 @@
-import * as http from "node:http";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { createServerSdk } from "../../clients/src/server-sdk.js";
 import { BrowserClient, NodeClient } from "../../test/helpers/clients.js";
-import { eventually, removeDir, startServer, type ServerProcess } from "../../test/helpers/server.js";
-import { createChatBackend, type ChatMessage } from "./src/backend.js";
-import { buildPage } from "./src/page.js";
+import { eventually, serverForSuite } from "../../test/helpers/server.js";
+import { startChatApp, type ChatApp } from "./src/app.js";
+import type { ChatMessage } from "./src/backend.js";
 
-let chorus: ServerProcess;
-let backend: http.Server;
+const chorus = serverForSuite();
+let app: ChatApp;
 let backendUrl: string;
-let sdk: ReturnType<typeof createServerSdk>;
 beforeAll(async () => {
-  chorus = await startServer();
-  sdk = createServerSdk({ url: chorus.url });
-  const page = await buildPage(chorus.url);
-  backend = http.createServer(createChatBackend(sdk, () => page));
-  await new Promise<void>((r) => backend.listen(0, "127.0.0.1", r));
-  backendUrl = `http://127.0.0.1:${(backend.address() as { port: number }).port}`;
+  app = await startChatApp({ chorusUrl: chorus.url });
+  backendUrl = app.url;
 });
-afterAll(async () => {
-  backend.close();
-  sdk.close();
-  await chorus.stop();
-  removeDir(chorus.dataDir);
-});
+afterAll(() => app.close());
 
 const send = (body: unknown) =>
   fetch(`${backendUrl}/examples/chat/send`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });

@@ -1,35 +1,24 @@
-import * as http from "node:http";
 import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createServerSdk } from "../../clients/src/server-sdk.js";
-import { createChatBackend } from "../../examples/chat/src/backend.js";
-import { buildPage } from "../../examples/chat/src/page.js";
+import { startChatApp, type ChatApp } from "../../examples/chat/src/app.js";
 import { chromiumAvailable, launchChromium } from "../helpers/chromium.js";
-import { removeDir, startServer, type ServerProcess } from "../helpers/server.js";
+import { serverForSuite } from "../helpers/server.js";
 
 describe.runIf(chromiumAvailable())("the browser client in Chromium (chat example, cross-origin)", () => {
-  let chorus: ServerProcess;
-  let backend: http.Server;
+  const chorus = serverForSuite();
+  let app: ChatApp;
   let pageUrl: string;
   let browser: Browser;
-  let sdk: ReturnType<typeof createServerSdk>;
 
   beforeAll(async () => {
-    chorus = await startServer();
-    sdk = createServerSdk({ url: chorus.url });
     // The page comes from the back end's origin, Chorus is another: CORS is exercised.
-    const page = await buildPage(chorus.url);
-    backend = http.createServer(createChatBackend(sdk, () => page));
-    await new Promise<void>((r) => backend.listen(0, "127.0.0.1", r));
-    pageUrl = `http://127.0.0.1:${(backend.address() as { port: number }).port}/`;
+    app = await startChatApp({ chorusUrl: chorus.url });
+    pageUrl = `${app.url}/`;
     browser = await launchChromium();
   });
   afterAll(async () => {
     await browser?.close();
-    backend?.close();
-    sdk?.close();
-    await chorus?.stop();
-    if (chorus) removeDir(chorus.dataDir);
+    app?.close();
   });
 
   const open = async (): Promise<Page> => {
@@ -48,7 +37,7 @@ describe.runIf(chromiumAvailable())("the browser client in Chromium (chat exampl
     await tab2.waitForFunction(() => document.getElementById("log")!.textContent!.includes("hello from tab 1"), undefined, { timeout: 10_000 });
 
     // A back-end emit reaches both tabs too.
-    await sdk.socket.emit("chat:message", { id: "srv-1", userId: "server", text: "from the back end", timestamp: Date.now() }, "chat/general");
+    await app.sdk.socket.emit("chat:message", { id: "srv-1", userId: "server", text: "from the back end", timestamp: Date.now() }, "chat/general");
     for (const tab of [tab1, tab2]) {
       await tab.waitForFunction(() => document.getElementById("log")!.textContent!.includes("from the back end"), undefined, { timeout: 10_000 });
     }

@@ -1,17 +1,10 @@
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
-import { afterAll, beforeAll, expect, it } from "vitest";
-import { removeDir, ROOT, startServer, type ServerProcess } from "../helpers/server.js";
+import { expect, it } from "vitest";
+import { ROOT, serverForSuite } from "../helpers/server.js";
 
 const run = promisify(execFile);
-let server: ServerProcess;
-beforeAll(async () => {
-  server = await startServer();
-});
-afterAll(async () => {
-  await server.stop();
-  removeDir(server.dataDir);
-});
+const server = serverForSuite();
 
 /** `buf curl` with the schema read from proto/, over the gRPC protocol (h2c). */
 async function bufCurl(method: string, body: object, extra: string[] = []) {

@@ -1,17 +1,10 @@
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it } from "vitest";
 import type { RealtimeClient } from "../../clients/src/client.js";
 import type { RealtimePayload } from "../../clients/src/types.js";
 import { transports } from "../helpers/clients.js";
-import { codeOf, eventually, removeDir, sleep, startServer, type ServerProcess } from "../helpers/server.js";
+import { codeOf, eventually, serverForSuite, sleep } from "../helpers/server.js";
 
-let server: ServerProcess;
-beforeAll(async () => {
-  server = await startServer({ CHORUS_MAX_PAYLOAD_BYTES: "1024" });
-});
-afterAll(async () => {
-  await server.stop();
-  removeDir(server.dataDir);
-});
+const server = serverForSuite({ CHORUS_MAX_PAYLOAD_BYTES: "1024" });
 
 let topicCounter = 0;
 const freshTopic = () => `test/channel-${process.pid}-${++topicCounter}`;

@@ -1,17 +1,10 @@
-import { afterAll, beforeAll, expect, it } from "vitest";
+import { expect, it } from "vitest";
 import { createServerSdk } from "../../clients/src/server-sdk.js";
 import type { RealtimePayload } from "../../clients/src/types.js";
 import { BrowserClient, NodeClient } from "../helpers/clients.js";
-import { eventually, removeDir, startServer, type ServerProcess } from "../helpers/server.js";
+import { eventually, serverForSuite } from "../helpers/server.js";
 
-let server: ServerProcess;
-beforeAll(async () => {
-  server = await startServer();
-});
-afterAll(async () => {
-  await server.stop();
-  removeDir(server.dataDir);
-});
+const server = serverForSuite();
 
 it("two Node clients and a browser client on chat/general each get every message once, in each publisher's order", async () => {
   const topic = "chat/general";

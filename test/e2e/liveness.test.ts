@@ -1,19 +1,12 @@
 import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { RealtimeService } from "../../gen/chorus/v1/realtime_pb.js";
 import { NodeClient, BrowserClient } from "../helpers/clients.js";
-import { codeOf, eventually, removeDir, sleep, startServer, type ServerProcess } from "../helpers/server.js";
+import { codeOf, eventually, removeDir, serverForSuite, sleep, startServer } from "../helpers/server.js";
 
 describe("heartbeats", () => {
-  let server: ServerProcess;
-  beforeAll(async () => {
-    server = await startServer({ CHORUS_HEARTBEAT_MS: "200" });
-  });
-  afterAll(async () => {
-    await server.stop();
-    removeDir(server.dataDir);
-  });
+  const server = serverForSuite({ CHORUS_HEARTBEAT_MS: "200" });
 
   it("keep answering clients connected on both transports", async () => {
     const clients = [new NodeClient({ url: server.url }), new BrowserClient({ url: server.url })];
@@ -59,14 +52,7 @@ describe("shutdown", () => {
 });
 
 describe("CORS", () => {
-  let server: ServerProcess;
-  beforeAll(async () => {
-    server = await startServer({ CHORUS_CORS_ORIGINS: "http://app.example" });
-  });
-  afterAll(async () => {
-    await server.stop();
-    removeDir(server.dataDir);
-  });
+  const server = serverForSuite({ CHORUS_CORS_ORIGINS: "http://app.example" });
   const preflight = (origin: string) =>
     fetch(`${server.url}/chorus.v1.RealtimeService/Publish`, {
       method: "OPTIONS",

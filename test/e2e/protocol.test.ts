@@ -1,20 +1,13 @@
 import { ConnectError, createClient } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
 import * as http2 from "node:http2";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { RealtimeService } from "../../gen/chorus/v1/realtime_pb.js";
 import { ServerService } from "../../gen/chorus/v1/server_pb.js";
 import { NodeClient } from "../helpers/clients.js";
-import { codeOf, eventually, removeDir, startServer, type ServerProcess } from "../helpers/server.js";
+import { codeOf, eventually, serverForSuite } from "../helpers/server.js";
 
-let server: ServerProcess;
-beforeAll(async () => {
-  server = await startServer({ CHORUS_API_KEYS: "test-key-1,test-key-2" });
-});
-afterAll(async () => {
-  await server.stop();
-  removeDir(server.dataDir);
-});
+const server = serverForSuite({ CHORUS_API_KEYS: "test-key-1,test-key-2" });
 
 const bearer = (token: string) => ({ headers: { authorization: `Bearer ${token}` } });
 

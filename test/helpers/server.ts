@@ -1,4 +1,5 @@
-import { spawn, type ChildProcess } from "node:child_process";
+import { spawn } from "node:child_process";
+import { afterAll, beforeAll } from "vitest";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -92,4 +93,38 @@ export async function codeOf(promise: Promise<unknown>): Promise<string> {
     return Code[ConnectError.from(error).code]!;
   }
   throw new Error("expected the call to fail, it succeeded");
+}
+
+/**
+ * One server process for the enclosing suite: started before its tests,
+ * stopped (and its data removed) after them. Read `server.url` inside tests.
+ */
+export function serverForSuite(env: Record<string, string> = {}): ServerProcess {
+  let current: ServerProcess | undefined;
+  const get = () => {
+    if (!current) throw new Error("the suite's server is not running (use it inside tests)");
+    return current;
+  };
+  beforeAll(async () => {
+    current = await startServer(env);
+  });
+  afterAll(async () => {
+    if (!current) return;
+    await current.stop();
+    removeDir(current.dataDir);
+  });
+  return {
+    get url() {
+      return get().url;
+    },
+    get port() {
+      return get().port;
+    },
+    get dataDir() {
+      return get().dataDir;
+    },
+    output: () => get().output(),
+    stop: () => get().stop(),
+    kill: () => get().kill(),
+  };
 }
