@@ -1,4 +1,5 @@
 import { connectNodeAdapter } from "@connectrpc/connect-node";
+import { setMaxListeners } from "node:events";
 import { RealtimeService } from "../../gen/chorus/v1/realtime_pb.js";
 import { ServerService } from "../../gen/chorus/v1/server_pb.js";
 import type { ChorusConfig } from "./config.js";
@@ -7,6 +8,7 @@ import { ChorusNode } from "./node.js";
 import { realtimeService } from "./services/realtime.js";
 import { serverService } from "./services/server.js";
 import { applyCors } from "./transport/cors.js";
+import { serveSessionStream, sessionStreamRoute } from "./transport/session-stream.js";
 import { DualProtocolListener } from "./transport/listener.js";
 
 export interface RunningChorus {
@@ -22,6 +24,9 @@ export interface RunningChorus {
 export async function startChorus(config: ChorusConfig, log: Logger): Promise<RunningChorus> {
   const node = new ChorusNode(config, log);
   const shutdown = new AbortController();
+  // connect-node links every call's signal to this one: thousands of
+  // streams are normal here, not a listener leak.
+  setMaxListeners(0, shutdown.signal);
   const rpc = connectNodeAdapter({
     routes(router) {
       router.service(RealtimeService, realtimeService(node));
@@ -44,7 +49,10 @@ export async function startChorus(config: ChorusConfig, log: Logger): Promise<Ru
   });
   const cors = { origins: config.corsOrigins };
   const listener = new DualProtocolListener((req, res) => {
-    if (!applyCors(cors, req, res)) rpc(req, res);
+    if (applyCors(cors, req, res)) return;
+    const route = sessionStreamRoute(req);
+    if (route) serveSessionStream(node, req, res, route);
+    else rpc(req, res);
   });
   const address = await listener.listen(config.port, config.host);
   const shownHost = address.family === "IPv6" ? `[${address.address}]` : address.address;

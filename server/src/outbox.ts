@@ -30,6 +30,15 @@ export interface OutboxLimits {
 }
 
 /**
+ * Where a push-mode outbox writes: the stream itself. `write` returns false
+ * when the stream wants no more for now; the outbox then waits for resume().
+ */
+export interface FrameSink {
+  write(batch: OutboundFrame[]): boolean;
+  end(error: ConnectError | undefined): void;
+}
+
+/**
  * The bounded queue between the fan-out and one session's stream.
  *
  * Publishing only appends here (never awaits). When a subscriber stops
@@ -44,6 +53,10 @@ export class Outbox {
   /** Topics whose payloads were dropped, with how many. */
   private readonly dropped = new Map<string, number>();
   private waiter: (() => void) | undefined;
+  /** Push mode: the scheduler's flush writes straight into this sink. */
+  private sink: FrameSink | undefined;
+  private paused = false;
+  private sinkEnded = false;
   private ended = false;
   private endError: ConnectError | undefined;
 
@@ -67,7 +80,22 @@ export class Outbox {
     }
     this.queue.push(frame);
     this.queuedBytes += frame.size;
-    if (this.waiter) this.scheduler.wake(this);
+    this.wake();
+  }
+
+  /**
+   * Switches to push mode: from now on every flush writes what is queued
+   * directly into `sink`, with no promise per batch.
+   */
+  attach(sink: FrameSink): void {
+    this.sink = sink;
+    this.scheduler.wake(this);
+  }
+
+  /** The sink drained: writing may go on. */
+  resume(): void {
+    this.paused = false;
+    this.scheduler.wake(this);
   }
 
   /** Ends the stream after the frames already queued; with an error, the stream fails with it. */
@@ -75,7 +103,8 @@ export class Outbox {
     if (this.ended) return;
     this.ended = true;
     this.endError = error;
-    this.release();
+    if (this.sink) this.scheduler.wake(this);
+    else this.release();
   }
 
   get isEnded(): boolean {
@@ -106,11 +135,24 @@ export class Outbox {
     return this.take();
   }
 
-  /** Called by the scheduler: lets a waiting writer run. */
+  /** Called by the scheduler: writes to the sink, or lets a waiting writer run. */
   release(): void {
+    if (this.sink) {
+      if (this.paused || this.sinkEnded) return;
+      if (this.queue.length > 0 || this.dropped.size > 0) this.paused = !this.sink.write(this.take());
+      if (this.ended && this.queue.length === 0 && this.dropped.size === 0 && !this.paused) {
+        this.sinkEnded = true;
+        this.sink.end(this.endError);
+      }
+      return;
+    }
     const waiter = this.waiter;
     this.waiter = undefined;
     waiter?.();
+  }
+
+  private wake(): void {
+    if (this.waiter || (this.sink && !this.paused)) this.scheduler.wake(this);
   }
 
   private take(): OutboundFrame[] {
@@ -142,6 +184,6 @@ export class Outbox {
 
   private drop(topic: string, count: number): void {
     this.dropped.set(topic, (this.dropped.get(topic) ?? 0) + count);
-    if (this.waiter) this.scheduler.wake(this);
+    this.wake();
   }
 }

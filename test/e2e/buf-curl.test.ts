@@ -31,3 +31,23 @@ it("gets gRPC status codes for bad input", async () => {
   const error = await bufCurl("Publish", { topic: "chat/buf", event: "", data: "1" }).catch((e: { stderr: string }) => e);
   expect(String((error as { stderr: string }).stderr)).toMatch(/invalid_argument[\s\S]*event is empty/);
 });
+
+it("speaks the bidirectional session with buf curl over gRPC, gRPC-Web and Connect", async () => {
+  for (const protocol of ["grpc", "grpcweb", "connect"]) {
+    const args = ["curl", "--schema", "proto", "--protocol", protocol, "--http2-prior-knowledge", "-H", "authorization: Bearer curl-user", "-d", "@-", `${server.url}/chorus.v1.RealtimeService/Connect`];
+    const child = execFile(`${ROOT}/node_modules/.bin/buf`, args, { cwd: ROOT, timeout: 20_000 });
+    // Two frames, then stdin closes: the session ends after answering them.
+    child.stdin!.end(JSON.stringify({ requestId: "1", subscribe: { topic: "chat/curl" } }) + "\n" + JSON.stringify({ requestId: "2", publish: { topic: "chat/curl", event: "m", data: '{"via":"' + protocol + '"}' } }) + "\n");
+    let stdout = "";
+    child.stdout!.on("data", (d) => (stdout += d));
+    const code = await new Promise((r) => child.on("exit", r));
+    expect(code, `${protocol}: ${stdout}`).toBe(0);
+    const frames = stdout
+      .trim()
+      .split(/\n(?=\{)/)
+      .flatMap((doc) => JSON.parse(doc).frames as Array<Record<string, { requestId?: string; userId?: string; data?: string }>>);
+    expect(frames[0]!.welcome!.userId, protocol).toBe("curl-user");
+    expect(frames.filter((f) => f.reply).map((f) => f.reply!.requestId)).toEqual(["1", "2"]);
+    expect(frames.find((f) => f.payload)!.payload!.data).toBe(`{"via":"${protocol}"}`);
+  }
+});

@@ -94,6 +94,27 @@ describe("one port, three protocols", () => {
     expect(kinds).toEqual(["welcome", "reply"]);
   });
 
+  it("runs the Listen session over gRPC, and over gRPC-Web on HTTP/1.1 and HTTP/2", async () => {
+    const transports = [
+      createGrpcTransport({ baseUrl: server.url }),
+      createGrpcWebTransport({ baseUrl: server.url, httpVersion: "1.1" }),
+      createGrpcWebTransport({ baseUrl: server.url, httpVersion: "2" }),
+    ];
+    for (const transport of transports) {
+      const client = createClient(RealtimeService, transport);
+      const abort = new AbortController();
+      const stream = client.listen({}, { signal: abort.signal, headers: { authorization: "Bearer listener" } })[Symbol.asyncIterator]();
+      const welcome = (await stream.next()).value.frames[0].kind;
+      expect(welcome.case).toBe("welcome");
+      await client.subscribe({ sessionId: welcome.value.sessionId, topic: "chat/listen" }, { headers: { authorization: "Bearer listener" } });
+      await client.publish({ topic: "chat/listen", event: "m", data: "42" });
+      const next = (await stream.next()).value.frames[0].kind;
+      expect(next.case).toBe("payload");
+      expect(next.value.data).toBe("42");
+      abort.abort();
+    }
+  });
+
   it("refuses the bidirectional session over HTTP/1.1", async () => {
     const client = createClient(RealtimeService, createConnectTransport({ baseUrl: server.url, httpVersion: "1.1" }));
     async function* none() {}

@@ -1,0 +1,230 @@
+// Load-generator connections for Chorus and its peers, one shape for all:
+// subscribers count every message exactly from the framing alone and decode
+// one in SAMPLE_EVERY fully to measure latency, so the generators (which
+// share the machine with the server) cost about the same for every peer.
+// Publishers use each server's stock client.
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import * as http2 from "node:http2";
+import { io } from "socket.io-client";
+import WebSocket from "ws";
+import { ConnectRequestSchema, ServerFrameSchema } from "../../gen/chorus/v1/realtime_pb.js";
+import { RealtimeClient } from "../../clients/src/node.js";
+
+export type ServerKind = "chorus" | "socketio" | "h2";
+
+export const SAMPLE_EVERY = 8;
+
+export interface Counter {
+  /** Counts one delivered message; returns true when this one should be sampled. */
+  count(): boolean;
+  /** Records the latency of a sampled message from its send time (ms since the epoch). */
+  sampled(sentAt: number): void;
+}
+
+export interface Subscriber {
+  /** Publishes on this same connection without waiting for an acknowledgement. */
+  send(json: string): void;
+  close(): void;
+}
+
+export interface Publisher {
+  /** Resolves when the server accepted the message. */
+  publish(topic: string, json: string): Promise<void>;
+  close(): void;
+}
+
+export function subscribe(kind: ServerKind, url: string, topic: string, counter: Counter): Promise<Subscriber> {
+  return { chorus: chorusSubscriber, socketio: socketioSubscriber, h2: h2Subscriber }[kind](url, topic, counter);
+}
+
+export function publisher(kind: ServerKind, url: string): Promise<Publisher> {
+  return { chorus: chorusPublisher, socketio: socketioPublisher, h2: h2Publisher }[kind](url);
+}
+
+function connectH2(url: string): Promise<http2.ClientHttp2Session> {
+  const session = http2.connect(url);
+  return new Promise((resolve, reject) => {
+    session.once("connect", () => resolve(session));
+    session.once("error", reject);
+  });
+}
+
+/** Splits a byte stream into [5-byte prefix][body] envelopes (Connect/gRPC) or [4-byte length][body] frames. */
+function framer(prefix: 4 | 5, onFrame: (flags: number, body: Buffer) => void): (chunk: Buffer) => void {
+  let pending: Buffer = Buffer.alloc(0);
+  return (chunk) => {
+    pending = pending.length ? Buffer.concat([pending, chunk]) : chunk;
+    while (pending.length >= prefix) {
+      const length = pending.readUInt32BE(prefix - 4);
+      if (pending.length < prefix + length) break;
+      onFrame(prefix === 5 ? pending[0]! : 0, pending.subarray(prefix, prefix + length));
+      pending = pending.subarray(prefix + length);
+    }
+  };
+}
+
+function varint(buf: Buffer, pos: number): [value: number, next: number] {
+  let value = 0;
+  let shift = 0;
+  for (;;) {
+    const b = buf[pos++]!;
+    value += (b & 0x7f) * 2 ** shift;
+    if (b < 0x80) return [value, pos];
+    shift += 7;
+  }
+}
+
+// ---- Chorus: the bidi session spoken directly (Connect protocol, binary) ----
+
+async function chorusSubscriber(url: string, topic: string, counter: Counter): Promise<Subscriber> {
+  const session = await connectH2(url);
+  const stream = session.request({ ":method": "POST", ":path": "/chorus.v1.RealtimeService/Connect", "content-type": "application/connect+proto", "connect-protocol-version": "1" });
+  const envelope = (bytes: Uint8Array) => {
+    const head = Buffer.alloc(5);
+    head.writeUInt32BE(bytes.length, 1);
+    return Buffer.concat([head, bytes]);
+  };
+  const command = (value: Parameters<typeof create<typeof ConnectRequestSchema>>[1]) => stream.write(envelope(toBinary(ConnectRequestSchema, create(ConnectRequestSchema, value))));
+  return new Promise((resolve, reject) => {
+    stream.on("error", reject);
+    stream.on(
+      "data",
+      framer(5, (flags, body) => {
+        if (flags !== 0) return; // end of stream
+        // ConnectResponse: repeated ServerFrame frames = 1 (tag 0x0a).
+        for (let pos = 0; pos < body.length; ) {
+          const [, afterTag] = varint(body, pos);
+          const [length, start] = varint(body, afterTag);
+          const kind = body[start]; // the ServerFrame oneof's tag
+          if (kind === 0x12) {
+            if (counter.count()) {
+              const frame = fromBinary(ServerFrameSchema, body.subarray(start, start + length));
+              if (frame.kind.case === "payload") counter.sampled((JSON.parse(frame.kind.value.data) as { t: number }).t);
+            }
+          } else if (kind === 0x1a) {
+            // The subscribe reply (publishes below ask for none).
+            resolve({
+              send: (json) => command({ command: { case: "publish", value: { topic, event: "m", data: json } } }),
+              close: () => session.destroy(),
+            });
+          } else if (kind === 0x22) {
+            command({ command: { case: "ping", value: {} } }); // heartbeat
+          }
+          pos = start + length;
+        }
+      }),
+    );
+    command({ requestId: 1n, command: { case: "subscribe", value: { topic } } });
+  });
+}
+
+async function chorusPublisher(url: string): Promise<Publisher> {
+  const client = new RealtimeClient({ url, reconnect: false });
+  await client.connect();
+  return {
+    async publish(topic, json) {
+      await client.channel(topic).publish("m", JSON.parse(json));
+    },
+    close: () => client.disconnect(),
+  };
+}
+
+// ---- Socket.IO: engine.io packets over a plain websocket ----
+
+async function socketioSubscriber(url: string, topic: string, counter: Counter): Promise<Subscriber> {
+  const ws = new WebSocket(`${url.replace(/^http/, "ws")}/socket.io/?EIO=4&transport=websocket`);
+  return new Promise((resolve, reject) => {
+    ws.once("error", reject);
+    ws.on("message", (data: Buffer) => {
+      const first = data[0];
+      if (first === 0x34 && data[1] === 0x32) {
+        // "42[\"m\",\"…\"]": an event
+        if (counter.count()) counter.sampled((JSON.parse((JSON.parse(data.toString("utf8", 2)) as [string, string])[1]) as { t: number }).t);
+      } else if (first === 0x30) {
+        ws.send("40"); // engine.io open → connect to the default namespace
+      } else if (first === 0x34 && data[1] === 0x30) {
+        ws.send(`421${JSON.stringify(["sub", topic])}`); // connected → subscribe, ack id 1
+      } else if (first === 0x34 && data[1] === 0x33) {
+        // "431[]": the ack
+        resolve({ send: (json) => ws.send(`42${JSON.stringify(["pub", topic, json])}`), close: () => ws.close() });
+      } else if (first === 0x32) {
+        ws.send("3"); // ping → pong
+      }
+    });
+  });
+}
+
+async function socketioPublisher(url: string): Promise<Publisher> {
+  const socket = io(url, { transports: ["websocket"], forceNew: true, reconnection: false });
+  await new Promise<void>((resolve, reject) => {
+    socket.once("connect", () => resolve());
+    socket.once("connect_error", reject);
+  });
+  return {
+    async publish(topic, json) {
+      await socket.emitWithAck("pub", topic, json);
+    },
+    close: () => socket.disconnect(),
+  };
+}
+
+// ---- raw HTTP/2: [u32 length][bytes] frames ----
+
+async function h2Subscriber(url: string, topic: string, counter: Counter): Promise<Subscriber> {
+  const session = await connectH2(url);
+  const stream = session.request({ ":method": "GET", ":path": `/sub/${encodeURIComponent(topic)}` });
+  return new Promise((resolve, reject) => {
+    stream.on("error", reject);
+    stream.on(
+      "data",
+      framer(4, (_flags, body) => {
+        if (body.length === 0) {
+          let pub: http2.ClientHttp2Stream | undefined;
+          return resolve({
+            send(json) {
+              if (!pub) {
+                pub = session.request({ ":method": "POST", ":path": `/pub/${encodeURIComponent(topic)}` });
+                pub.resume(); // acknowledgements are not awaited here
+              }
+              const bytes = Buffer.from(json);
+              const frame = Buffer.alloc(4 + bytes.length);
+              frame.writeUInt32BE(bytes.length, 0);
+              bytes.copy(frame, 4);
+              pub.write(frame);
+            },
+            close: () => session.destroy(),
+          });
+        }
+        if (counter.count()) counter.sampled((JSON.parse(body.toString("utf8")) as { t: number }).t);
+      }),
+    );
+  });
+}
+
+async function h2Publisher(url: string): Promise<Publisher> {
+  const session = await connectH2(url);
+  const streams = new Map<string, { stream: http2.ClientHttp2Stream; waiting: Array<() => void> }>();
+  const open = (topic: string) => {
+    const stream = session.request({ ":method": "POST", ":path": `/pub/${encodeURIComponent(topic)}` });
+    const state = { stream, waiting: [] as Array<() => void> };
+    stream.on("data", (acks: Buffer) => {
+      for (let k = 0; k < acks.length; k++) state.waiting.shift()?.();
+    });
+    streams.set(topic, state);
+    return state;
+  };
+  return {
+    publish(topic, json) {
+      const p = streams.get(topic) ?? open(topic);
+      const body = Buffer.from(json);
+      const frame = Buffer.alloc(4 + body.length);
+      frame.writeUInt32BE(body.length, 0);
+      body.copy(frame, 4);
+      return new Promise<void>((resolve) => {
+        p.waiting.push(resolve);
+        p.stream.write(frame);
+      });
+    },
+    close: () => session.destroy(),
+  };
+}

@@ -1,0 +1,289 @@
+// `npm run bench [-- --quick] [-- --only broadcast-1000,steady]`
+// Runs each scenario against Chorus and its peers (Socket.IO, a raw HTTP/2
+// server that batches like Chorus), with load generators in their own
+// processes on loopback, and prints one table with Chorus' ratios.
+import { fork, spawn, type ChildProcess } from "node:child_process";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { cpus, tmpdir, totalmem } from "node:os";
+import { join, resolve } from "node:path";
+import type { ServerKind } from "./load/adapters.js";
+import { Histogram } from "./load/histogram.js";
+import type { ToWorker, WorkerConfig, WorkerReport } from "./load/worker.js";
+
+const ROOT = resolve(import.meta.dirname, "..");
+const args = process.argv.slice(2);
+const quick = args.includes("--quick");
+const only = args.find((a) => a.startsWith("--only="))?.slice(7).split(",");
+const kinds: ServerKind[] = (args.find((a) => a.startsWith("--servers="))?.slice(10).split(",") as ServerKind[]) ?? ["chorus", "socketio", "h2"];
+
+interface Scenario {
+  name: string;
+  what: string;
+  connections: number;
+  /** Members per room; 0 puts everyone on one topic. */
+  roomSize: number;
+  /** A separate publisher process. */
+  publisher?: { mode: "window"; window: number } | { mode: "rate"; perSecond: number };
+  /** Every subscriber also publishes this many messages per second to its room. */
+  memberRate?: number;
+  durationMs: number;
+  idle?: boolean;
+}
+
+const seconds = (full: number, fast: number) => (quick ? fast : full) * 1000;
+const allScenarios: Scenario[] = [
+  { name: "broadcast-1000", what: "1 publisher → 1000 subscribers, one topic, as fast as accepted", connections: 1000, roomSize: 0, publisher: { mode: "window", window: 32 }, durationMs: seconds(8, 4) },
+  ...(quick ? [] : [{ name: "broadcast-5000", what: "1 publisher → 5000 subscribers, one topic, as fast as accepted", connections: 5000, roomSize: 0, publisher: { mode: "window" as const, window: 32 }, durationMs: seconds(8, 4) }]),
+  { name: "steady-1000", what: "1 publisher at 100 msg/s → 1000 subscribers", connections: 1000, roomSize: 0, publisher: { mode: "rate", perSecond: 100 }, durationMs: seconds(10, 4) },
+  { name: `rooms-${quick ? 1000 : 5000}`, what: `${quick ? 1000 : 5000} connections in rooms of 10, each publishing 1 msg/s`, connections: quick ? 1000 : 5000, roomSize: 10, memberRate: 1, durationMs: seconds(10, 4) },
+  { name: `idle-${quick ? 2000 : 10000}`, what: `${quick ? 2000 : 10000} idle subscribed connections`, connections: quick ? 2000 : 10000, roomSize: 1, durationMs: 2000, idle: true },
+];
+const scenarios = allScenarios.filter((s) => !only || only.some((o) => s.name.startsWith(o)));
+
+interface Result {
+  scenario: string;
+  server: ServerKind;
+  connections: number;
+  deliveredPerSec: number;
+  expected?: number;
+  lost?: number;
+  p50: number;
+  p99: number;
+  max: number;
+  cpuSeconds: number;
+  rssMB: number;
+  rssPerConnKB: number;
+}
+
+// ---------- processes ----------
+
+const SERVER_ENTRY: Record<ServerKind, string> = {
+  chorus: "server/src/main.ts",
+  socketio: "bench/servers/socketio.ts",
+  h2: "bench/servers/h2-raw.ts",
+};
+
+async function startServer(kind: ServerKind): Promise<{ child: ChildProcess; url: string; dataDir: string }> {
+  const dataDir = mkdtempSync(join(tmpdir(), "chorus-bench-"));
+  const child = spawn(process.execPath, ["--import", "tsx", SERVER_ENTRY[kind]], {
+    cwd: ROOT,
+    env: { ...process.env, PORT: "0", HOST: "127.0.0.1", CHORUS_DATA_DIR: dataDir, CHORUS_MAX_SUBSCRIPTIONS: "100" },
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  const url = await new Promise<string>((res, rej) => {
+    let out = "";
+    const timer = setTimeout(() => rej(new Error(`${kind} did not start: ${out}`)), 20_000);
+    child.stdout!.on("data", (d) => {
+      out += d;
+      const m = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(out);
+      if (m) {
+        clearTimeout(timer);
+        res(m[1]!);
+      }
+    });
+  });
+  child.stdout!.resume();
+  return { child, url, dataDir };
+}
+
+const CLK_TCK = 100;
+function procStats(pid: number): { cpu: number; rss: number } {
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  const cpu = (Number(fields[11]) + Number(fields[12])) / CLK_TCK; // utime + stime
+  const rss = Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))![1]) * 1024;
+  return { cpu, rss };
+}
+
+class Worker {
+  private readonly child: ChildProcess;
+  private readonly replies: Array<(m: { ready?: number; report?: WorkerReport; error?: string }) => void> = [];
+  readonly ready: Promise<number>;
+
+  constructor(config: WorkerConfig) {
+    this.child = fork(join(ROOT, "bench/load/worker.ts"), [JSON.stringify(config)], { execArgv: ["--import", "tsx"], cwd: ROOT, stdio: ["ignore", "inherit", "inherit", "ipc"] });
+    this.ready = new Promise((res, rej) => {
+      this.child.once("exit", (code) => rej(new Error(`load worker exited with ${code}`)));
+      this.replies.push((m) => (m.error ? rej(new Error(m.error)) : res(m.ready!)));
+    });
+    this.child.on("message", (m: { ready?: number; report?: WorkerReport; error?: string }) => this.replies.shift()?.(m));
+  }
+
+  send(message: ToWorker): void {
+    this.child.send(message);
+  }
+
+  report(): Promise<WorkerReport> {
+    return new Promise((res) => {
+      this.replies.push((m) => res(m.report!));
+      this.send({ cmd: "report" });
+    });
+  }
+
+  exit(): void {
+    this.child.removeAllListeners("exit");
+    this.send({ cmd: "exit" });
+    setTimeout(() => this.child.kill("SIGKILL"), 2000).unref();
+  }
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+// ---------- one scenario against one server ----------
+
+async function run(scenario: Scenario, kind: ServerKind): Promise<Result> {
+  const server = await startServer(kind);
+  const pid = server.child.pid!;
+  await sleep(300);
+  const base = procStats(pid);
+  const workers: Worker[] = [];
+  try {
+    const processes = Math.min(4, Math.max(1, Math.ceil(scenario.connections / 1250)));
+    const share = Math.ceil(scenario.connections / processes);
+    for (let p = 0; p < processes; p++) {
+      const connections = Math.min(share, scenario.connections - p * share);
+      workers.push(
+        new Worker({
+          kind,
+          url: server.url,
+          connections,
+          offset: p * share,
+          topic: `bench/${scenario.name}`,
+          roomSize: scenario.roomSize,
+          subscribe: true,
+          publish: scenario.memberRate ? { mode: "rate", perSecond: scenario.memberRate } : undefined,
+          payloadBytes: 100,
+        }),
+      );
+    }
+    await Promise.all(workers.map((w) => w.ready));
+
+    if (scenario.idle) {
+      await sleep(scenario.durationMs);
+      const s = procStats(pid);
+      return result(scenario, kind, new Histogram(), 0, 0, s.cpu - base.cpu, s.rss, base.rss);
+    }
+
+    const subscribers = [...workers];
+    if (scenario.publisher) {
+      const pub = new Worker({ kind, url: server.url, connections: 1, offset: 0, topic: `bench/${scenario.name}`, roomSize: 0, subscribe: false, publish: scenario.publisher, payloadBytes: 100 });
+      workers.push(pub);
+      await pub.ready;
+    }
+    const publishers = scenario.publisher ? [workers.at(-1)!] : workers;
+    const steady = scenario.publisher?.mode === "rate";
+
+    if (steady) subscribers.forEach((w) => w.send({ cmd: "measure" }));
+    publishers.forEach((w) => w.send({ cmd: "publish" }));
+    if (!steady) {
+      await sleep(1500); // warm-up: JIT, timers spread, queues at their working size
+      subscribers.forEach((w) => w.send({ cmd: "measure" }));
+    }
+    const cpu0 = procStats(pid).cpu;
+    await sleep(scenario.durationMs);
+    const cpu1 = procStats(pid).cpu;
+    let published = 0;
+    if (steady) {
+      publishers.forEach((w) => w.send({ cmd: "stop-publish" }));
+      await sleep(1000); // let the last messages arrive before counting losses
+      published = (await Promise.all(publishers.map((w) => w.report()))).reduce((n, r) => n + r.published, 0);
+    }
+    const reports = await Promise.all(subscribers.map((w) => w.report()));
+    publishers.forEach((w) => w.send({ cmd: "stop-publish" }));
+    const histogram = new Histogram();
+    let received = 0;
+    for (const r of reports) {
+      histogram.merge(r.histogram);
+      received += r.received;
+    }
+    const end = procStats(pid);
+    const res = result(scenario, kind, histogram, received, scenario.durationMs / 1000, cpu1 - cpu0, end.rss, base.rss);
+    if (steady) {
+      res.expected = published * scenario.connections;
+      res.lost = res.expected - received;
+    }
+    return res;
+  } finally {
+    for (const w of workers) w.exit();
+    server.child.kill("SIGTERM");
+    await sleep(300);
+    server.child.kill("SIGKILL");
+    rmSync(server.dataDir, { recursive: true, force: true });
+  }
+}
+
+function result(s: Scenario, kind: ServerKind, h: Histogram, received: number, secs: number, cpu: number, rss: number, baseRss: number): Result {
+  const r2 = (n: number) => Math.round(n * 100) / 100;
+  return {
+    scenario: s.name,
+    server: kind,
+    connections: s.connections,
+    deliveredPerSec: secs ? Math.round(received / secs) : 0,
+    p50: r2(h.percentile(50)),
+    p99: r2(h.percentile(99)),
+    max: r2(h.max),
+    cpuSeconds: r2(cpu),
+    rssMB: r2(rss / 2 ** 20),
+    rssPerConnKB: r2((rss - baseRss) / s.connections / 1024),
+  };
+}
+
+// ---------- report ----------
+
+function versions(): Record<string, string> {
+  const v = (p: string) => JSON.parse(readFileSync(join(ROOT, "node_modules", p, "package.json"), "utf8")).version as string;
+  return { node: process.version, "@connectrpc/connect-node": v("@connectrpc/connect-node"), "@bufbuild/protobuf": v("@bufbuild/protobuf"), "socket.io": v("socket.io") };
+}
+
+function table(results: Result[]): string {
+  const lines = [
+    "| scenario | server | delivered msg/s | ×chorus | p50 ms | p99 ms | max ms | lost | server CPU s | RSS MB | RSS/conn KB |",
+    "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+  ];
+  for (const r of results) {
+    const chorus = results.find((c) => c.scenario === r.scenario && c.server === "chorus");
+    const ratio = chorus && r.server !== "chorus" && r.deliveredPerSec ? (chorus.deliveredPerSec / r.deliveredPerSec).toFixed(2) : "";
+    const mem = chorus && r.server !== "chorus" && r.rssPerConnKB > 0 ? ` (${(chorus.rssPerConnKB / r.rssPerConnKB).toFixed(2)}×)` : "";
+    lines.push(
+      `| ${r.scenario} | ${r.server} | ${r.deliveredPerSec || "–"} | ${ratio} | ${r.p50 || "–"} | ${r.p99 || "–"} | ${r.max || "–"} | ${r.lost ?? ""} | ${r.cpuSeconds} | ${r.rssMB} | ${r.rssPerConnKB}${mem} |`,
+    );
+  }
+  return lines.join("\n");
+}
+
+const started = new Date();
+const results: Result[] = [];
+for (const scenario of scenarios) {
+  for (const kind of kinds) {
+    process.stdout.write(`${scenario.name} on ${kind} … `);
+    const r = await run(scenario, kind);
+    results.push(r);
+    console.log(`${r.deliveredPerSec} msg/s, p99 ${r.p99} ms, ${r.rssPerConnKB} KB/conn`);
+  }
+}
+
+const machine = { cpus: `${cpus().length} × ${cpus()[0]?.model ?? "?"}`, memoryGiB: Math.round(totalmem() / 2 ** 30), kernel: readFileSync("/proc/sys/kernel/osrelease", "utf8").trim() };
+const report = { date: started.toISOString(), mode: quick ? "quick" : "full", machine, versions: versions(), scenarios: scenarios.map(({ name, what }) => ({ name, what })), results };
+const md = [
+  `# Chorus benchmark (${report.mode}), ${report.date.slice(0, 10)}`,
+  "",
+  `Machine: ${machine.cpus}, ${machine.memoryGiB} GiB, Linux ${machine.kernel}. Versions: ${Object.entries(report.versions).map(([k, v]) => `${k} ${v}`).join(", ")}.`,
+  "Server and load generators on one machine, loopback, generators in their own processes; 100-byte JSON payloads.",
+  "`×chorus` is Chorus' delivered msg/s divided by the peer's (above 1: Chorus delivers more); the figure in brackets after a peer's RSS/conn is Chorus' RSS/conn divided by the peer's (below 1: Chorus uses less).",
+  "",
+  ...scenarios.map((s) => `- **${s.name}**: ${s.what}`),
+  "",
+  table(results),
+  "",
+  `Reproduce: \`npm run bench${quick ? " -- --quick" : ""}\` (${Math.round((Date.now() - started.getTime()) / 1000)} s).`,
+  "",
+].join("\n");
+console.log(`\n${table(results)}\n`);
+const dir = join(ROOT, "bench/results");
+mkdirSync(dir, { recursive: true });
+const stamp = `${report.date.slice(0, 10)}-${report.mode}`;
+writeFileSync(join(dir, `${stamp}.json`), JSON.stringify(report, null, 2) + "\n");
+writeFileSync(join(dir, `${stamp}.md`), md);
+writeFileSync(join(dir, "latest.md"), md);
+console.log(`results: bench/results/${stamp}.json, bench/results/${stamp}.md (also bench/results/latest.md)`);
+process.exit(0);

@@ -1,0 +1,200 @@
+import { fromBinary } from "@bufbuild/protobuf";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { codeToString } from "@connectrpc/connect/protocol-connect";
+import type * as http from "node:http";
+import type * as http2 from "node:http2";
+import { ConnectRequestSchema, ListenRequestSchema } from "../../../gen/chorus/v1/realtime_pb.js";
+import type { OutboundFrame } from "../frames.js";
+import type { ChorusNode } from "../node.js";
+import type { Session, SessionKind } from "../session.js";
+
+/**
+ * The two session streams (`Connect`, `Listen`) framed by hand.
+ *
+ * Connect, gRPC and gRPC-Web frame data identically: [flags][u32 length]
+ * [message]. So a batch of pre-encoded frames becomes one envelope written
+ * straight into the HTTP stream: no generator, no promise and no
+ * serialisation per subscriber. Only the end of a stream differs by
+ * protocol (an end-stream envelope, HTTP/2 trailers, a trailer envelope).
+ *
+ * Taken only for what it fully covers: binary messages, no compression, no
+ * timeout header. Everything else (JSON clients, grpc-web-text, …) goes
+ * through connect-node's own handlers, with the same session underneath.
+ */
+type Protocol = "connect" | "grpc" | "grpc-web";
+type Req = http.IncomingMessage | http2.Http2ServerRequest;
+type Res = http.ServerResponse | http2.Http2ServerResponse;
+
+const PATHS: Record<string, SessionKind> = {
+  "/chorus.v1.RealtimeService/Connect": "connect",
+  "/chorus.v1.RealtimeService/Listen": "listen",
+};
+
+/** The route for a request this path serves, or undefined to leave it to connect-node. */
+export function sessionStreamRoute(req: Req): { kind: SessionKind; protocol: Protocol } | undefined {
+  const kind = PATHS[req.url ?? ""];
+  if (!kind || req.method !== "POST") return undefined;
+  const h = req.headers;
+  if (h["connect-timeout-ms"] || h["grpc-timeout"]) return undefined;
+  for (const encoding of [h["connect-content-encoding"], h["grpc-encoding"]]) {
+    if (encoding && encoding !== "identity") return undefined;
+  }
+  const http2 = req.httpVersionMajor === 2;
+  switch (h["content-type"]) {
+    case "application/connect+proto":
+      // Bidi needs HTTP/2; connect-node answers HTTP/1.1 attempts with 505.
+      return kind === "listen" || http2 ? { kind, protocol: "connect" } : undefined;
+    case "application/grpc":
+    case "application/grpc+proto":
+      return http2 ? { kind, protocol: "grpc" } : undefined;
+    case "application/grpc-web+proto":
+      return kind === "listen" || http2 ? { kind, protocol: "grpc-web" } : undefined;
+    default:
+      return undefined;
+  }
+}
+
+export function serveSessionStream(node: ChorusNode, req: Req, res: Res, route: { kind: SessionKind; protocol: Protocol }): void {
+  const { protocol } = route;
+  (res as http.ServerResponse).writeHead(200, { "content-type": req.headers["content-type"]! });
+  // Headers now: fetch and proxies treat a stream without them as hung.
+  (res as http.ServerResponse).flushHeaders();
+
+  let session: Session | undefined;
+  let finished = false;
+  const finish = (error: ConnectError | undefined) => {
+    if (finished) return;
+    finished = true;
+    writeEnd(res, protocol, error);
+  };
+  res.once("close", () => {
+    finished = true; // the client left: nothing more can be written
+    session?.close();
+  });
+
+  let identity;
+  try {
+    identity = node.identify(headersOf(req));
+  } catch (error) {
+    return finish(ConnectError.from(error));
+  }
+  session = node.openSession(identity, route.kind);
+  const s = session;
+  res.on("drain", () => s.outbox.resume());
+  s.outbox.attach({
+    write: (batch) => (finished ? true : (res as http.ServerResponse).write(envelope(batch))),
+    end: (error) => finish(error),
+  });
+
+  const readLimit = node.config.maxPayloadBytes * 2 + 64 * 1024;
+  let chain: Promise<void> = Promise.resolve();
+  let listenRequests = 0;
+  readEnvelopes(req, readLimit, {
+    message(body) {
+      if (route.kind === "listen") {
+        if (++listenRequests > 1) throw new ConnectError("Listen takes exactly one request message", Code.InvalidArgument);
+        fromBinary(ListenRequestSchema, body);
+        return;
+      }
+      const frame = fromBinary(ConnectRequestSchema, body);
+      // Frames run one after another, in arrival order.
+      chain = chain.then(() => (s.isClosed ? undefined : s.handleFrame(frame)));
+    },
+    end() {
+      // Listen: the request is done, the stream goes on. Connect: the client
+      // closed its side; finish what is queued, then end.
+      if (route.kind === "connect") void chain.then(() => s.close());
+    },
+    error(error) {
+      s.close(error);
+    },
+  });
+}
+
+/** One data envelope holding a ConnectResponse/ListenResponse made of pre-encoded frames. */
+function envelope(batch: OutboundFrame[]): Buffer {
+  let size = 0;
+  for (const f of batch) size += 1 + f.size;
+  const out = Buffer.allocUnsafe(5 + size);
+  out[0] = 0;
+  out.writeUInt32BE(size, 1);
+  let pos = 5;
+  for (const f of batch) {
+    out[pos++] = 0x0a; // field 1 (frames), length-delimited
+    out.set(f.field.data, pos);
+    pos += f.size;
+  }
+  return out;
+}
+
+function writeEnd(res: Res, protocol: Protocol, error: ConnectError | undefined): void {
+  const r = res as http.ServerResponse;
+  if (protocol === "connect") {
+    const json = Buffer.from(JSON.stringify(error ? { error: { code: codeToString(error.code), message: error.rawMessage } } : {}));
+    const end = Buffer.allocUnsafe(5 + json.length);
+    end[0] = 0x02;
+    end.writeUInt32BE(json.length, 1);
+    json.copy(end, 5);
+    r.end(end);
+  } else if (protocol === "grpc") {
+    r.addTrailers({ "grpc-status": String(error?.code ?? 0), ...(error ? { "grpc-message": encodeURIComponent(error.rawMessage) } : {}) });
+    r.end();
+  } else {
+    const text = Buffer.from(`grpc-status: ${error?.code ?? 0}\r\n${error ? `grpc-message: ${encodeURIComponent(error.rawMessage)}\r\n` : ""}`);
+    const trailer = Buffer.allocUnsafe(5 + text.length);
+    trailer[0] = 0x80;
+    trailer.writeUInt32BE(text.length, 1);
+    text.copy(trailer, 5);
+    r.end(trailer);
+  }
+}
+
+/** Splits the request body into envelopes; any violation ends the session with its code. */
+function readEnvelopes(
+  req: Req,
+  limit: number,
+  on: { message(body: Uint8Array): void; end(): void; error(e: ConnectError): void },
+): void {
+  let pending: Buffer = Buffer.alloc(0);
+  let failed = false;
+  const fail = (e: ConnectError) => {
+    if (failed) return;
+    failed = true;
+    req.removeAllListeners("data");
+    req.resume();
+    on.error(e);
+  };
+  req.on("data", (chunk: Buffer) => {
+    if (failed) return;
+    pending = pending.length ? Buffer.concat([pending, chunk]) : chunk;
+    try {
+      while (pending.length >= 5) {
+        const flags = pending[0]!;
+        const length = pending.readUInt32BE(1);
+        if (length > limit) throw new ConnectError(`message of ${length} bytes exceeds the limit of ${limit}`, Code.ResourceExhausted);
+        if (pending.length < 5 + length) break;
+        if (flags & 0x01) throw new ConnectError("compressed messages are not accepted", Code.Unimplemented);
+        const body = pending.subarray(5, 5 + length);
+        pending = pending.subarray(5 + length);
+        if (!(flags & 0x02)) on.message(body); // 0x02: a client end-of-stream marker carries no message
+      }
+    } catch (error) {
+      const e = ConnectError.from(error);
+      fail(e.code === Code.Unknown || e.code === Code.Internal ? new ConnectError(`malformed frame: ${e.rawMessage}`, Code.InvalidArgument) : e);
+    }
+  });
+  req.on("end", () => {
+    if (failed) return;
+    if (pending.length > 0) return fail(new ConnectError("request ended inside a message", Code.InvalidArgument));
+    on.end();
+  });
+}
+
+function headersOf(req: Req): Headers {
+  const headers = new Headers();
+  for (const [name, value] of Object.entries(req.headers)) {
+    if (name.startsWith(":") || value === undefined) continue;
+    headers.set(name, Array.isArray(value) ? value.join(", ") : value);
+  }
+  return headers;
+}
