@@ -65,7 +65,9 @@ const SERVER_ENTRY: Record<ServerKind, string> = {
 
 async function startServer(kind: ServerKind): Promise<{ child: ChildProcess; url: string; dataDir: string }> {
   const dataDir = mkdtempSync(join(tmpdir(), "chorus-bench-"));
-  const child = spawn(process.execPath, ["--import", "tsx", SERVER_ENTRY[kind]], {
+  // BENCH_PROFILE=dir writes a V8 CPU profile of each server process there.
+  const profile = process.env.BENCH_PROFILE ? ["--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_PROFILE}`] : [];
+  const child = spawn(process.execPath, [...profile, "--import", "tsx", SERVER_ENTRY[kind]], {
     cwd: ROOT,
     env: { ...process.env, PORT: "0", HOST: "127.0.0.1", CHORUS_DATA_DIR: dataDir, CHORUS_MAX_SUBSCRIPTIONS: "100" },
     stdio: ["ignore", "pipe", "inherit"],
