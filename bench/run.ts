@@ -136,10 +136,14 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 async function run(scenario: Scenario, kind: ServerKind): Promise<Result> {
   const server = await startServer(kind);
   const pid = server.child.pid!;
-  await sleep(300);
-  const base = procStats(pid);
   const workers: Worker[] = [];
+  // Warm up with a few connections first, so code loaded and compiled on
+  // first use is not charged to the connections being measured.
+  const warmUp = new Worker({ kind, url: server.url, connections: 10, offset: 0, topic: "bench/warm-up", roomSize: 0, subscribe: true, payloadBytes: 100 });
   try {
+    await warmUp.ready;
+    await sleep(500);
+    const base = procStats(pid);
     const processes = Math.min(4, Math.max(1, Math.ceil(scenario.connections / 1250)));
     const share = Math.ceil(scenario.connections / processes);
     for (let p = 0; p < processes; p++) {
@@ -207,6 +211,7 @@ async function run(scenario: Scenario, kind: ServerKind): Promise<Result> {
     return res;
   } finally {
     for (const w of workers) w.exit();
+    warmUp.exit();
     server.child.kill("SIGTERM");
     await sleep(300);
     server.child.kill("SIGKILL");

@@ -17,6 +17,15 @@ export class FlushScheduler {
     }
   }
 
+  /**
+   * Flushes one outbox at the end of the current tick rather than the
+   * turn: for replies, which a client (a publisher keeping messages in
+   * flight) waits on before sending more.
+   */
+  wakeSoon(outbox: Outbox): void {
+    process.nextTick(() => outbox.release());
+  }
+
   private readonly flush = (): void => {
     this.scheduled = false;
     for (const outbox of this.pending) outbox.release();
@@ -80,7 +89,8 @@ export class Outbox {
     }
     this.queue.push(frame);
     this.queuedBytes += frame.size;
-    this.wake();
+    if (!frame.droppable && this.sink && !this.paused) this.scheduler.wakeSoon(this);
+    else this.wake();
   }
 
   /**
