@@ -8,7 +8,7 @@ import { ChorusNode } from "./node.js";
 import { realtimeService } from "./services/realtime.js";
 import { serverService } from "./services/server.js";
 import { applyCors } from "./transport/cors.js";
-import { serveSessionStream, sessionStreamRoute } from "./transport/session-stream.js";
+import { http1Wire, http2Wire, serveSessionStream, sessionStreamRoute } from "./transport/session-stream.js";
 import { DualProtocolListener } from "./transport/listener.js";
 
 export interface RunningChorus {
@@ -48,12 +48,22 @@ export async function startChorus(config: ChorusConfig, log: Logger): Promise<Ru
     },
   });
   const cors = { origins: config.corsOrigins };
-  const listener = new DualProtocolListener((req, res) => {
-    if (applyCors(cors, req, res)) return;
-    const route = sessionStreamRoute(req);
-    if (route) serveSessionStream(node, req, res, route);
-    else rpc(req, res);
-  });
+  const listener = new DualProtocolListener(
+    (req, res) => {
+      if (applyCors(cors, req, res)) return;
+      const route = req.httpVersionMajor === 1 ? sessionStreamRoute(req.method, req.url, req.headers, false) : undefined;
+      if (route) serveSessionStream(node, http1Wire(req, res), route);
+      else rpc(req, res);
+    },
+    (stream, headers) => {
+      // Browsers never reach us over h2c, so cross-origin calls stay on the path above.
+      if (headers.origin) return false;
+      const route = sessionStreamRoute(headers[":method"], headers[":path"], headers, true);
+      if (!route) return false;
+      serveSessionStream(node, http2Wire(stream, headers), route);
+      return true;
+    },
+  );
   const address = await listener.listen(config.port, config.host);
   const shownHost = address.family === "IPv6" ? `[${address.address}]` : address.address;
 

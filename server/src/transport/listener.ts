@@ -4,6 +4,8 @@ import * as net from "node:net";
 
 // connect-node's adapter takes either server's request and response.
 type Handler = (req: any, res: any) => void; // eslint-disable-line @typescript-eslint/no-explicit-any
+/** Takes an HTTP/2 stream before any request/response objects exist; returns false to pass it on. */
+type StreamHandler = (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) => boolean;
 
 /** The client preface every prior-knowledge HTTP/2 connection starts with. */
 const H2_PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
@@ -22,10 +24,21 @@ export class DualProtocolListener {
   private readonly h1Active = new Map<net.Socket, number>();
   private closing = false;
 
-  constructor(handler: Handler) {
+  constructor(handler: Handler, streamHandler?: StreamHandler) {
     this.h1 = http.createServer({ keepAliveTimeout: 65_000, requestTimeout: 0 }, handler);
     this.h1.on("request", (req: http.IncomingMessage, res: http.ServerResponse) => this.trackH1(req.socket, res));
     this.h2 = http2.createServer({ settings: { maxConcurrentStreams: 1000 } }, handler);
+    if (streamHandler) {
+      // Node builds compatibility request/response objects in its own
+      // 'stream' listener; streams the handler takes never get them.
+      const [compat] = this.h2.listeners("stream") as Array<(...args: unknown[]) => void>;
+      if (compat) {
+        this.h2.removeListener("stream", compat);
+        this.h2.on("stream", (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, ...rest: unknown[]) => {
+          if (!streamHandler(stream, headers)) compat(stream, headers, ...rest);
+        });
+      }
+    }
     this.h2.on("session", (session) => {
       this.h2Sessions.add(session);
       session.once("close", () => this.h2Sessions.delete(session));

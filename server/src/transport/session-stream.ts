@@ -3,6 +3,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { codeToString } from "@connectrpc/connect/protocol-connect";
 import type * as http from "node:http";
 import type * as http2 from "node:http2";
+import type { Readable } from "node:stream";
 import { ConnectRequestSchema, ListenRequestSchema } from "../../../gen/chorus/v1/realtime_pb.js";
 import type { OutboundFrame } from "../frames.js";
 import type { ChorusNode } from "../node.js";
@@ -22,8 +23,10 @@ import type { Session, SessionKind } from "../session.js";
  * through connect-node's own handlers, with the same session underneath.
  */
 type Protocol = "connect" | "grpc" | "grpc-web";
-type Req = http.IncomingMessage | http2.Http2ServerRequest;
-type Res = http.ServerResponse | http2.Http2ServerResponse;
+export interface SessionRoute {
+  kind: SessionKind;
+  protocol: Protocol;
+}
 
 const PATHS: Record<string, SessionKind> = {
   "/chorus.v1.RealtimeService/Connect": "connect",
@@ -31,15 +34,13 @@ const PATHS: Record<string, SessionKind> = {
 };
 
 /** The route for a request this path serves, or undefined to leave it to connect-node. */
-export function sessionStreamRoute(req: Req): { kind: SessionKind; protocol: Protocol } | undefined {
-  const kind = PATHS[req.url ?? ""];
-  if (!kind || req.method !== "POST") return undefined;
-  const h = req.headers;
+export function sessionStreamRoute(method: string | undefined, path: string | undefined, h: http.IncomingHttpHeaders, http2: boolean): SessionRoute | undefined {
+  const kind = PATHS[path ?? ""];
+  if (!kind || method !== "POST") return undefined;
   if (h["connect-timeout-ms"] || h["grpc-timeout"]) return undefined;
   for (const encoding of [h["connect-content-encoding"], h["grpc-encoding"]]) {
     if (encoding && encoding !== "identity") return undefined;
   }
-  const http2 = req.httpVersionMajor === 2;
   switch (h["content-type"]) {
     case "application/connect+proto":
       // Bidi needs HTTP/2; connect-node answers HTTP/1.1 attempts with 505.
@@ -54,42 +55,89 @@ export function sessionStreamRoute(req: Req): { kind: SessionKind; protocol: Pro
   }
 }
 
-export function serveSessionStream(node: ChorusNode, req: Req, res: Res, route: { kind: SessionKind; protocol: Protocol }): void {
+/** What a session stream needs from HTTP, whichever version carries it. */
+export interface Wire {
+  readonly headers: http.IncomingHttpHeaders;
+  /** The request body. */
+  readonly body: Readable;
+  /** Sends the response headers now (fetch and proxies treat a stream without them as hung). */
+  respond(contentType: string, withTrailers: boolean): void;
+  write(chunk: Buffer): boolean;
+  end(chunk: Buffer | undefined, trailers?: Record<string, string>): void;
+  onDrain(callback: () => void): void;
+  onClose(callback: () => void): void;
+}
+
+/** An HTTP/2 stream used directly: no compatibility request and response objects per session. */
+export function http2Wire(stream: http2.ServerHttp2Stream, headers: http.IncomingHttpHeaders): Wire {
+  stream.on("error", () => {}); // a reset stream closes; 'close' cleans up
+  return {
+    headers,
+    body: stream,
+    respond: (contentType, withTrailers) => stream.respond({ ":status": 200, "content-type": contentType }, { waitForTrailers: withTrailers }),
+    write: (chunk) => stream.write(chunk),
+    end(chunk, trailers) {
+      if (trailers) stream.once("wantTrailers", () => stream.sendTrailers(trailers));
+      stream.end(chunk);
+    },
+    onDrain: (callback) => stream.on("drain", callback),
+    onClose: (callback) => stream.once("close", callback),
+  };
+}
+
+/** HTTP/1.1 (browsers): the server's request and response. */
+export function http1Wire(req: http.IncomingMessage, res: http.ServerResponse): Wire {
+  return {
+    headers: req.headers,
+    body: req,
+    respond(contentType) {
+      res.writeHead(200, { "content-type": contentType });
+      res.flushHeaders();
+    },
+    write: (chunk) => res.write(chunk),
+    end(chunk, trailers) {
+      if (trailers) res.addTrailers(trailers);
+      res.end(chunk);
+    },
+    onDrain: (callback) => res.on("drain", callback),
+    onClose: (callback) => res.once("close", callback),
+  };
+}
+
+export function serveSessionStream(node: ChorusNode, wire: Wire, route: SessionRoute): void {
   const { protocol } = route;
-  (res as http.ServerResponse).writeHead(200, { "content-type": req.headers["content-type"]! });
-  // Headers now: fetch and proxies treat a stream without them as hung.
-  (res as http.ServerResponse).flushHeaders();
+  wire.respond(wire.headers["content-type"]!, protocol === "grpc");
 
   let session: Session | undefined;
   let finished = false;
   const finish = (error: ConnectError | undefined) => {
     if (finished) return;
     finished = true;
-    writeEnd(res, protocol, error);
+    writeEnd(wire, protocol, error);
   };
-  res.once("close", () => {
+  wire.onClose(() => {
     finished = true; // the client left: nothing more can be written
     session?.close();
   });
 
   let identity;
   try {
-    identity = node.identify(headersOf(req));
+    identity = node.identify(authorizationOf(wire.headers));
   } catch (error) {
     return finish(ConnectError.from(error));
   }
   session = node.openSession(identity, route.kind);
   const s = session;
-  res.on("drain", () => s.outbox.resume());
+  wire.onDrain(() => s.outbox.resume());
   s.outbox.attach({
-    write: (batch) => (finished ? true : (res as http.ServerResponse).write(envelope(batch))),
+    write: (batch) => (finished ? true : wire.write(envelope(batch))),
     end: (error) => finish(error),
   });
 
   const readLimit = node.config.maxPayloadBytes * 2 + 64 * 1024;
   let chain: Promise<void> = Promise.resolve();
   let listenRequests = 0;
-  readEnvelopes(req, readLimit, {
+  readEnvelopes(wire.body, readLimit, {
     message(body) {
       if (route.kind === "listen") {
         if (++listenRequests > 1) throw new ConnectError("Listen takes exactly one request message", Code.InvalidArgument);
@@ -127,31 +175,29 @@ function envelope(batch: OutboundFrame[]): Buffer {
   return out;
 }
 
-function writeEnd(res: Res, protocol: Protocol, error: ConnectError | undefined): void {
-  const r = res as http.ServerResponse;
+function writeEnd(wire: Wire, protocol: Protocol, error: ConnectError | undefined): void {
   if (protocol === "connect") {
     const json = Buffer.from(JSON.stringify(error ? { error: { code: codeToString(error.code), message: error.rawMessage } } : {}));
-    const end = Buffer.allocUnsafe(5 + json.length);
-    end[0] = 0x02;
-    end.writeUInt32BE(json.length, 1);
-    json.copy(end, 5);
-    r.end(end);
+    wire.end(prefixed(0x02, json));
   } else if (protocol === "grpc") {
-    r.addTrailers({ "grpc-status": String(error?.code ?? 0), ...(error ? { "grpc-message": encodeURIComponent(error.rawMessage) } : {}) });
-    r.end();
+    wire.end(undefined, { "grpc-status": String(error?.code ?? 0), ...(error ? { "grpc-message": encodeURIComponent(error.rawMessage) } : {}) });
   } else {
-    const text = Buffer.from(`grpc-status: ${error?.code ?? 0}\r\n${error ? `grpc-message: ${encodeURIComponent(error.rawMessage)}\r\n` : ""}`);
-    const trailer = Buffer.allocUnsafe(5 + text.length);
-    trailer[0] = 0x80;
-    trailer.writeUInt32BE(text.length, 1);
-    text.copy(trailer, 5);
-    r.end(trailer);
+    const text = `grpc-status: ${error?.code ?? 0}\r\n${error ? `grpc-message: ${encodeURIComponent(error.rawMessage)}\r\n` : ""}`;
+    wire.end(prefixed(0x80, Buffer.from(text)));
   }
+}
+
+function prefixed(flags: number, body: Buffer): Buffer {
+  const out = Buffer.allocUnsafe(5 + body.length);
+  out[0] = flags;
+  out.writeUInt32BE(body.length, 1);
+  body.copy(out, 5);
+  return out;
 }
 
 /** Splits the request body into envelopes; any violation ends the session with its code. */
 function readEnvelopes(
-  req: Req,
+  req: Readable,
   limit: number,
   on: { message(body: Uint8Array): void; end(): void; error(e: ConnectError): void },
 ): void {
@@ -190,11 +236,8 @@ function readEnvelopes(
   });
 }
 
-function headersOf(req: Req): Headers {
-  const headers = new Headers();
-  for (const [name, value] of Object.entries(req.headers)) {
-    if (name.startsWith(":") || value === undefined) continue;
-    headers.set(name, Array.isArray(value) ? value.join(", ") : value);
-  }
-  return headers;
+/** Identity needs the credentials only: no full header copy per session. */
+function authorizationOf(headers: http.IncomingHttpHeaders): Headers {
+  const value = headers.authorization;
+  return new Headers(value ? { authorization: value } : {});
 }
