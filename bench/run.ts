@@ -69,7 +69,7 @@ async function startServer(kind: ServerKind): Promise<{ child: ChildProcess; url
   const profile = process.env.BENCH_PROFILE ? ["--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_PROFILE}`] : [];
   const child = spawn(process.execPath, [...profile, "--import", "tsx", SERVER_ENTRY[kind]], {
     cwd: ROOT,
-    env: { ...process.env, PORT: "0", HOST: "127.0.0.1", CHORUS_DATA_DIR: dataDir, CHORUS_MAX_SUBSCRIPTIONS: "100" },
+    env: { ...process.env, PORT: "0", HOST: "127.0.0.1", CHORUS_DATA_DIR: dataDir, CHORUS_MAX_SUBSCRIPTIONS: "100", CHORUS_MAX_CONNECTIONS: "20000", CHORUS_MAX_PUBLISH_RATE: "1000000" },
     stdio: ["ignore", "pipe", "inherit"],
   });
   const url = await new Promise<string>((res, rej) => {

@@ -14,5 +14,5 @@ export class RealtimeClient extends BaseClient {
 }
 
 export { Channel } from "./channel.js";
-export { reconnectDelay, type RealtimeClientOptions } from "./client.js";
+export { reconnectDelay, type RealtimeClientOptions, type StatusListener } from "./client.js";
 export * from "./types.js";

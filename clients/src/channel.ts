@@ -16,6 +16,7 @@ export class Channel {
   private onStatus: ((status: SubscribeStatus, error?: ConnectError) => void) | undefined;
   /** The newest persisted position seen on this channel. */
   private position: Position | undefined;
+  private joinDataValue: unknown;
 
   constructor(
     private readonly client: RealtimeClient,
@@ -25,6 +26,11 @@ export class Channel {
   /** True while the server delivers this topic to us. */
   get subscribed(): boolean {
     return this.joined;
+  }
+
+  /** What the server's join hook attached to this subscription, if anything. */
+  get joinData(): unknown {
+    return this.joinDataValue;
   }
 
   /** The newest persisted position received on this channel. */
@@ -130,8 +136,9 @@ export class Channel {
     const attempt = this.client
       .command("subscribe", { topic: this.topic, since: this.position ? { seq: BigInt(this.position.seq), epoch: this.position.epoch } : undefined })
       .then(
-        () => {
+        (reply) => {
           if (this.joining !== attempt) return;
+          this.joinDataValue = reply.joinData === "" ? undefined : JSON.parse(reply.joinData);
           this.joining = undefined;
           this.joined = true;
           this.onStatus?.("SUBSCRIBED");

@@ -3,21 +3,50 @@ import type { ServerFrame, Welcome } from "../../gen/chorus/v1/realtime_pb.js";
 import { Channel } from "./channel.js";
 import { toPayload } from "./convert.js";
 import type { CommandCase, CommandInit, CommandResult, SessionConnection, SessionTransport } from "./session.js";
-import type { ConnectionStatus } from "./types.js";
+import type { ConnectionStatus, Listener, RealtimePayload } from "./types.js";
+
+/** Timers must not keep a Node process alive on their own; browsers have no unref. */
+function unref(timer: unknown): void {
+  (timer as { unref?: () => void }).unref?.();
+}
+
+export type StatusListener = (status: ConnectionStatus, error?: ConnectError) => void;
 
 export interface RealtimeClientOptions {
   /** The Chorus server, e.g. http://localhost:8080. */
   url: string;
   /** A user token (JWT); sent as `Authorization: Bearer <token>`. */
   token?: string;
+  /**
+   * Returns a current token. Called before every connect and reconnect, and
+   * again shortly before the token in use expires (a JWT's `exp`).
+   */
+  getToken?: () => string | Promise<string>;
   /** Reconnect automatically after a lost connection (default true). */
   reconnect?: boolean;
 }
 
-/** Backoff before reconnect attempt n (0-based): 1 s, 2 s, 4 s … 30 s, each with ±20 % jitter. */
+/**
+ * Backoff before reconnect attempt n (0-based): 1 s, 2 s, 4 s … capped at
+ * 30 s, each spread over ±50 % so that clients dropped together do not
+ * return together.
+ */
 export function reconnectDelay(attempt: number, random: () => number = Math.random): number {
   const base = Math.min(30_000, 1000 * 2 ** attempt);
-  return Math.round(base * (0.8 + 0.4 * random()));
+  return Math.round(base * (0.5 + random()));
+}
+
+/** A JWT's expiry in ms since the epoch, read without verifying (the server verifies). */
+export function tokenExpiry(token: string): number | undefined {
+  const payload = token.split(".")[1];
+  if (!payload) return undefined;
+  try {
+    const b64 = payload.replace(/-/g, "+").replace(/_/g, "/");
+    const claims = JSON.parse(atob(b64 + "=".repeat((4 - (b64.length % 4)) % 4))) as { exp?: unknown };
+    return typeof claims.exp === "number" ? claims.exp * 1000 : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** A connection that lasted this long resets the backoff. */
@@ -29,7 +58,7 @@ const STABLE_MS = 10_000;
  */
 export class RealtimeClient {
   private statusValue: ConnectionStatus = "idle";
-  private readonly statusListeners = new Set<(status: ConnectionStatus) => void>();
+  private readonly statusListeners = new Set<StatusListener>();
   private readonly channels = new Map<string, Channel>();
   private connection: SessionConnection | undefined;
   private welcome: Welcome | undefined;
@@ -41,6 +70,11 @@ export class RealtimeClient {
   private connectedAt = 0;
   /** Waiters for the next Welcome (connect() callers and queued commands). */
   private waiters: Array<{ resolve(): void; reject(e: unknown): void }> = [];
+  /** Listeners for messages sent to this user (SendToUser), by event. */
+  private readonly direct = new Map<string, Set<Listener>>();
+  private lastFrameAt = 0;
+  private watchdog: ReturnType<typeof setInterval> | undefined;
+  private refreshTimer: ReturnType<typeof setTimeout> | undefined;
 
   constructor(
     private readonly options: RealtimeClientOptions,
@@ -63,9 +97,26 @@ export class RealtimeClient {
     return this.welcome?.connectionId;
   }
 
-  onStatusChange(callback: (status: ConnectionStatus) => void): () => void {
+  /**
+   * Calls `callback` on every status change; a `disconnected` the client did
+   * not ask for comes with the error that ended it (e.g. an expired token).
+   */
+  onStatusChange(callback: StatusListener): () => void {
     this.statusListeners.add(callback);
     return () => this.statusListeners.delete(callback);
+  }
+
+  /** Listens for messages a back end sends to this user (SendToUser); `'*'` for all. */
+  on<T = any>(event: string, callback: Listener<T>): this {
+    let set = this.direct.get(event);
+    if (!set) this.direct.set(event, (set = new Set()));
+    set.add(callback as Listener);
+    return this;
+  }
+
+  off<T = any>(event: string, callback: Listener<T>): this {
+    this.direct.get(event)?.delete(callback as Listener);
+    return this;
   }
 
   /** The channel for a topic: always the same object for the same topic. */
@@ -89,6 +140,7 @@ export class RealtimeClient {
     this.wanted = false;
     clearTimeout(this.reconnectTimer);
     this.reconnectTimer = undefined;
+    this.stopTimers();
     this.connection?.close();
     this.connection = undefined;
     this.welcome = undefined;
@@ -103,6 +155,7 @@ export class RealtimeClient {
     this.token = token;
     if (this.connection && this.statusValue === "connected") {
       await this.connection.command("refreshToken", { token });
+      this.scheduleRefresh();
     }
   }
 
@@ -119,10 +172,21 @@ export class RealtimeClient {
 
   private open(): void {
     this.setStatus(this.attempt > 0 || this.connectedAt > 0 ? "reconnecting" : "connecting");
-    const headers: Record<string, string> = this.token ? { authorization: `Bearer ${this.token}` } : {};
-    const connection = this.transport.open(headers);
-    this.connection = connection;
-    void this.read(connection);
+    const start = (token: string | undefined) => {
+      if (!this.wanted || this.connection) return;
+      this.token = token;
+      const headers: Record<string, string> = token ? { authorization: `Bearer ${token}` } : {};
+      const connection = this.transport.open(headers);
+      this.connection = connection;
+      void this.read(connection);
+    };
+    if (!this.options.getToken) return start(this.token);
+    Promise.resolve()
+      .then(() => this.options.getToken!())
+      .then(start, (error: unknown) => {
+        // No token, no session: try again on the usual schedule.
+        if (this.wanted) this.lost(ConnectError.from(error), true);
+      });
   }
 
   private async read(connection: SessionConnection): Promise<void> {
@@ -139,23 +203,32 @@ export class RealtimeClient {
     }
     if (this.connection !== connection) return; // replaced or disconnected on purpose
     this.connection = undefined;
+    this.lost(failure, mayReconnect);
+  }
+
+  private lost(failure: ConnectError | undefined, mayReconnect: boolean): void {
     this.welcome = undefined;
+    this.stopTimers();
     for (const channel of this.channels.values()) channel.connectionLost();
     if (this.wanted && mayReconnect && this.options.reconnect !== false) {
       this.scheduleReconnect();
     } else {
       this.wanted = false;
-      this.rejectWaiters(failure ?? new ConnectError("the server ended the session", Code.Unavailable));
-      this.setStatus("disconnected");
+      const error = failure ?? new ConnectError("the server ended the session", Code.Unavailable);
+      this.rejectWaiters(error);
+      this.setStatus("disconnected", error);
     }
   }
 
   /** Returns false when the server said not to reconnect. */
   private handle(connection: SessionConnection, frame: ServerFrame): boolean {
+    this.lastFrameAt = Date.now();
     switch (frame.kind.case) {
       case "welcome": {
         this.welcome = frame.kind.value;
         this.connectedAt = Date.now();
+        this.watch(connection, frame.kind.value.heartbeatIntervalMs);
+        this.scheduleRefresh();
         this.setStatus("connected");
         const waiters = this.waiters;
         this.waiters = [];
@@ -165,7 +238,8 @@ export class RealtimeClient {
       }
       case "payload": {
         const payload = frame.kind.value;
-        this.channels.get(payload.topic)?.dispatch(toPayload(payload));
+        if (payload.topic === "") this.dispatchDirect(toPayload(payload));
+        else this.channels.get(payload.topic)?.dispatch(toPayload(payload));
         return true;
       }
       case "heartbeat":
@@ -175,6 +249,61 @@ export class RealtimeClient {
         return frame.kind.value.reconnect;
       default:
         return true;
+    }
+  }
+
+  /**
+   * The server sends something at least every heartbeat interval; silence
+   * for two means the connection is dead even if no socket said so
+   * (a half-open connection): drop it and reconnect.
+   */
+  private watch(connection: SessionConnection, intervalMs: number): void {
+    clearInterval(this.watchdog);
+    if (!intervalMs) return;
+    this.watchdog = setInterval(() => {
+      if (Date.now() - this.lastFrameAt <= 2 * intervalMs || this.connection !== connection) return;
+      this.connection = undefined;
+      connection.close();
+      this.lost(new ConnectError(`no word from the server for ${2 * intervalMs} ms`, Code.Unavailable), true);
+    }, Math.max(50, intervalMs / 2));
+    unref(this.watchdog);
+  }
+
+  /** Asks getToken for a new token shortly before the current one expires. */
+  private scheduleRefresh(): void {
+    clearTimeout(this.refreshTimer);
+    const expiresAt = this.token ? tokenExpiry(this.token) : undefined;
+    if (!this.options.getToken || expiresAt === undefined) return;
+    const lifetime = expiresAt - Date.now();
+    const lead = Math.min(30_000, Math.max(1_000, lifetime / 10));
+    this.refreshTimer = setTimeout(async () => {
+      try {
+        await this.setToken(await this.options.getToken!());
+      } catch {
+        // The server ends the session at expiry and says why; nothing to add here.
+      }
+    }, Math.max(0, lifetime - lead));
+    unref(this.refreshTimer);
+  }
+
+  private stopTimers(): void {
+    clearInterval(this.watchdog);
+    clearTimeout(this.refreshTimer);
+    this.watchdog = undefined;
+    this.refreshTimer = undefined;
+  }
+
+  private dispatchDirect(payload: RealtimePayload): void {
+    for (const event of [payload.event, "*"]) {
+      for (const listener of [...(this.direct.get(event) ?? [])]) {
+        try {
+          listener(payload);
+        } catch (error) {
+          setTimeout(() => {
+            throw error;
+          });
+        }
+      }
     }
   }
 
@@ -198,9 +327,9 @@ export class RealtimeClient {
     for (const w of waiters) w.reject(error);
   }
 
-  private setStatus(status: ConnectionStatus): void {
+  private setStatus(status: ConnectionStatus, error?: ConnectError): void {
     if (this.statusValue === status) return;
     this.statusValue = status;
-    for (const listener of [...this.statusListeners]) listener(status);
+    for (const listener of [...this.statusListeners]) listener(status, error);
   }
 }

@@ -24,7 +24,11 @@ export interface ServerSdk {
   socket: {
     /** Broadcasts `event` with `data` to every subscriber of `topic`. */
     emit(event: string, data: unknown, topic: string, options?: EmitOptions): Promise<PublishResult>;
+    /** Sends `event` with `data` to every connection of one user, which receives it with realtime.on(event). */
+    sendTo(userId: string, event: string, data: unknown): Promise<{ id: string }>;
   };
+  /** The same as socket.sendTo. */
+  sendTo(userId: string, event: string, data: unknown): Promise<{ id: string }>;
   /** Closes the connection to the server. */
   close(): void;
 }
@@ -35,8 +39,14 @@ export function createServerSdk(options: ServerSdkOptions): ServerSdk {
   const transport = createConnectTransport({ baseUrl: options.url, httpVersion: "2", sessionManager });
   const client: Client<typeof ServerService> = createClient(ServerService, transport);
   const headers: Record<string, string> = options.apiKey ? { authorization: `Bearer ${options.apiKey}` } : {};
+  const sendTo = async (userId: string, event: string, data: unknown) => {
+    const reply = await client.sendToUser({ userId, event, data: data === undefined ? "" : JSON.stringify(data) }, { headers });
+    return { id: reply.id };
+  };
   return {
+    sendTo,
     socket: {
+      sendTo,
       async emit(event, data, topic, opts = {}) {
         const reply = await client.emit(
           {

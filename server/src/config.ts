@@ -1,4 +1,6 @@
 import { randomBytes } from "node:crypto";
+import { readKeyMaterial, type AuthConfig } from "./auth.js";
+import { parseGrants, type Grants } from "./permissions.js";
 import { parseRetention, type RetentionRule } from "./engine/retention.js";
 
 /** Everything a Chorus node can be told; every field has an embedded default. */
@@ -15,6 +17,13 @@ export interface ChorusConfig {
   maxTopicLength: number;
   maxEventLength: number;
   maxSubscriptionsPerSession: number;
+  /** Sessions this node accepts at once; the next one gets RESOURCE_EXHAUSTED. */
+  maxConnections: number;
+  /** Publishes per second per connection (burst of the same size); 0 turns the limit off. */
+  maxPublishRate: number;
+  /** A back end asked to allow each subscription (POST JSON), or undefined. */
+  joinHookUrl: string | undefined;
+  joinHookTimeoutMs: number;
   /** Frames (or bytes) waiting for one slow subscriber before it is cut off the hot path. */
   maxQueuedFrames: number;
   maxQueuedBytes: number;
@@ -23,6 +32,10 @@ export interface ChorusConfig {
   retention: RetentionRule[];
   /** Origins whose pages may call Chorus from a browser; `*` for any. */
   corsOrigins: string[];
+  /** How user tokens are verified; nothing configured means development mode. */
+  auth: AuthConfig;
+  /** What users may do; ignored in development mode (everything is allowed). */
+  permissions: Grants;
   /** API keys accepted by ServerService; empty means development mode. */
   apiKeys: string[];
   /** How long a stopping node waits for streams to end before closing them. */
@@ -39,11 +52,17 @@ export const defaultConfig = (): ChorusConfig => ({
   maxTopicLength: 255,
   maxEventLength: 255,
   maxSubscriptionsPerSession: 1000,
+  maxConnections: 10_000,
+  maxPublishRate: 100,
+  joinHookUrl: undefined,
+  joinHookTimeoutMs: 2_000,
   maxQueuedFrames: 4096,
   maxQueuedBytes: 8 * 1024 * 1024,
   heartbeatIntervalMs: 30_000,
   retention: parseRetention("**=count:10000,age:30d"),
   corsOrigins: ["*"],
+  auth: { jwtPublicKeys: [], permissionsClaim: "chorus" },
+  permissions: {},
   apiKeys: [],
   shutdownGraceMs: 5_000,
 });
@@ -74,6 +93,10 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): ChorusConfi
   config.maxPayloadBytes = int("CHORUS_MAX_PAYLOAD_BYTES", 1) ?? config.maxPayloadBytes;
   config.maxTopicLength = int("CHORUS_MAX_TOPIC_LENGTH", 1) ?? config.maxTopicLength;
   config.maxSubscriptionsPerSession = int("CHORUS_MAX_SUBSCRIPTIONS", 1) ?? config.maxSubscriptionsPerSession;
+  config.maxConnections = int("CHORUS_MAX_CONNECTIONS", 1) ?? config.maxConnections;
+  config.maxPublishRate = int("CHORUS_MAX_PUBLISH_RATE", 0) ?? config.maxPublishRate;
+  config.joinHookUrl = env.CHORUS_JOIN_HOOK_URL || undefined;
+  config.joinHookTimeoutMs = int("CHORUS_JOIN_HOOK_TIMEOUT_MS", 1) ?? config.joinHookTimeoutMs;
   config.maxQueuedFrames = int("CHORUS_MAX_QUEUED_FRAMES", 16) ?? config.maxQueuedFrames;
   config.maxQueuedBytes = int("CHORUS_MAX_QUEUED_BYTES", 65536) ?? config.maxQueuedBytes;
   config.heartbeatIntervalMs = int("CHORUS_HEARTBEAT_MS", 100) ?? config.heartbeatIntervalMs;
@@ -81,6 +104,19 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): ChorusConfi
   if (env.CHORUS_RETENTION) config.retention = parseRetention(env.CHORUS_RETENTION);
   if (env.CHORUS_CORS_ORIGINS) {
     config.corsOrigins = env.CHORUS_CORS_ORIGINS.split(",").map((o) => o.trim()).filter(Boolean);
+  }
+  const jwks = env.CHORUS_JWKS_FILE ? readKeyMaterial(env.CHORUS_JWKS_FILE) : undefined;
+  config.auth = {
+    jwtSecret: env.CHORUS_JWT_SECRET || undefined,
+    jwtPublicKeys: env.CHORUS_JWT_PUBLIC_KEY ? [readKeyMaterial(env.CHORUS_JWT_PUBLIC_KEY)] : [],
+    jwks: jwks ? (JSON.parse(jwks) as { keys: object[] }) : undefined,
+    audience: env.CHORUS_JWT_AUDIENCE || undefined,
+    issuer: env.CHORUS_JWT_ISSUER || undefined,
+    permissionsClaim: env.CHORUS_PERMISSIONS_CLAIM ?? "chorus",
+  };
+  if (env.CHORUS_PERMISSIONS) {
+    const text = env.CHORUS_PERMISSIONS.trimStart().startsWith("{") ? env.CHORUS_PERMISSIONS : readKeyMaterial(env.CHORUS_PERMISSIONS);
+    config.permissions = parseGrants(JSON.parse(text), "CHORUS_PERMISSIONS");
   }
   if (env.CHORUS_API_KEYS) {
     config.apiKeys = env.CHORUS_API_KEYS.split(",").map((k) => k.trim()).filter(Boolean);

@@ -8,6 +8,24 @@ import type { Session } from "./session.js";
  */
 export class Hub {
   private readonly subscribers = new Map<string, Set<Session>>();
+  /** Every session of each user, for messages sent to a user rather than a topic. */
+  private readonly users = new Map<string, Set<Session>>();
+
+  addUser(session: Session): void {
+    let set = this.users.get(session.userId);
+    if (!set) this.users.set(session.userId, (set = new Set()));
+    set.add(session);
+  }
+
+  removeUser(session: Session): void {
+    const set = this.users.get(session.userId);
+    if (!set?.delete(session)) return;
+    if (set.size === 0) this.users.delete(session.userId);
+  }
+
+  deliverToUser(userId: string, frame: OutboundFrame): void {
+    for (const session of this.users.get(userId) ?? []) session.outbox.push(frame);
+  }
 
   add(topic: string, session: Session): boolean {
     let set = this.subscribers.get(topic);

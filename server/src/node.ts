@@ -1,6 +1,6 @@
 import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { HistoryMessageSchema, StreamPositionSchema, type StreamPosition } from "../../gen/chorus/v1/payload_pb.js";
+import { HistoryMessageSchema, PayloadType, RealtimePayloadSchema, StreamPositionSchema, type StreamPosition } from "../../gen/chorus/v1/payload_pb.js";
 import {
   GetHistoryResponseSchema,
   PingResponseSchema,
@@ -13,8 +13,9 @@ import {
   type RefreshTokenRequest,
   type RefreshTokenResponse,
 } from "../../gen/chorus/v1/realtime_pb.js";
-import { EmitResponseSchema, type EmitResponse } from "../../gen/chorus/v1/server_pb.js";
-import { ApiKeys, developmentIdentity, type Identity } from "./auth.js";
+import { EmitResponseSchema, SendToUserResponseSchema, type EmitResponse, type SendToUserResponse } from "../../gen/chorus/v1/server_pb.js";
+import { ApiKeys, createAuthenticator, type Authenticator, type Identity } from "./auth.js";
+import { Permissions } from "./permissions.js";
 import type { ChorusConfig } from "./config.js";
 import type { Engine, PublishResult } from "./engine/engine.js";
 import { MemoryEngine } from "./engine/memory.js";
@@ -46,6 +47,8 @@ export class ChorusNode {
   readonly hub = new Hub();
   readonly engine: Engine;
   readonly apiKeys: ApiKeys;
+  readonly auth: Authenticator;
+  readonly permissions: Permissions;
   private readonly ids = new IdGenerator();
   private readonly scheduler = new FlushScheduler();
   private readonly sessions = new Map<string, Session>();
@@ -57,6 +60,8 @@ export class ChorusNode {
   ) {
     this.engine = new MemoryEngine(config.dataDir, config.retention, this.ids, (topic, frame) => this.hub.deliver(topic, frame));
     this.apiKeys = new ApiKeys(config.apiKeys);
+    this.auth = createAuthenticator(config.auth);
+    this.permissions = new Permissions(config.permissions, this.auth.developmentMode);
     this.heartbeat = setInterval(() => this.checkHeartbeats(), config.heartbeatIntervalMs).unref();
   }
 
@@ -64,8 +69,9 @@ export class ChorusNode {
     return this.sessions.size;
   }
 
-  identify(header: Headers): Identity {
-    return developmentIdentity(header);
+  /** The caller of a RealtimeService call (UNAUTHENTICATED unless its token holds). */
+  identify(header: Headers): Promise<Identity> {
+    return this.auth.identify(header);
   }
 
   newOutbox(): Outbox {
@@ -73,8 +79,13 @@ export class ChorusNode {
   }
 
   openSession(identity: Identity, kind: SessionKind): Session {
+    if (this.sessions.size >= this.config.maxConnections) {
+      throw new ConnectError(`this node is at its limit of ${this.config.maxConnections} connections; try again later or another node`, Code.ResourceExhausted);
+    }
     const session = new Session(this, secretId(), `c${this.ids.next()}`, identity, kind);
     this.sessions.set(session.id, session);
+    this.hub.addUser(session);
+    session.watchExpiry();
     session.send(
       encodeFrame(
         frameOf({
@@ -114,10 +125,11 @@ export class ChorusNode {
 
   forget(session: Session): void {
     this.sessions.delete(session.id);
+    this.hub.removeUser(session);
   }
 
-  /** A client publish: validated completely before anything happens. */
-  publish(req: MessageRequest, from: { userId: string; connectionId: string }): Promise<PublishResponse> {
+  /** A client publish: validated and authorised completely before anything happens. */
+  publish(req: MessageRequest, from: { identity: Identity; session: Session | undefined }): Promise<PublishResponse> {
     this.checkMessage(req);
     if (topicKind(req.topic) === "table") {
       throw new ConnectError(
@@ -128,7 +140,11 @@ export class ChorusNode {
     if (RESERVED_EVENT_PREFIXES.some((prefix) => req.event.startsWith(prefix))) {
       throw new ConnectError(`event names starting with ${RESERVED_EVENT_PREFIXES.join(" or ")} are reserved for the server`, Code.InvalidArgument);
     }
-    return this.send(req, from.userId, from.connectionId).then((init) => create(PublishResponseSchema, init));
+    this.permissions.check(from.identity, "publish", req.topic);
+    if (from.session && !from.session.publishLimit.take()) {
+      throw new ConnectError(`publishing faster than ${this.config.maxPublishRate} messages per second on this connection; slow down`, Code.ResourceExhausted);
+    }
+    return this.send(req, from.identity.userId, from.session?.connectionId ?? "").then((init) => create(PublishResponseSchema, init));
   }
 
   /** A back-end emit (ServerService): any topic, attributed to `userId` if given. */
@@ -137,8 +153,21 @@ export class ChorusNode {
     return create(EmitResponseSchema, await this.send(req, req.userId, ""));
   }
 
-  async history(req: GetHistoryRequest): Promise<GetHistoryResponse> {
+  /** A back end's message to every connection of one user (SendToUser): no subscription needed. */
+  sendToUser(req: { userId: string; event: string; data: string }): SendToUserResponse {
+    if (req.userId === "") throw new ConnectError("user_id is empty: name the user to send to", Code.InvalidArgument);
+    checkEvent(req.event, this.config);
+    const data = checkData(req.data, this.config);
+    const id = this.ids.next();
+    const payload = create(RealtimePayloadSchema, { type: PayloadType.EVENT, topic: "", event: req.event, data, timestamp: BigInt(Date.now()), id });
+    // Encoded once for all of the user's connections; replies-class (never dropped as lag).
+    this.hub.deliverToUser(req.userId, encodeFrame(frameOf({ kind: { case: "payload", value: payload } })));
+    return create(SendToUserResponseSchema, { id });
+  }
+
+  async history(req: GetHistoryRequest, identity: Identity): Promise<GetHistoryResponse> {
     checkTopic(req.topic, this.config.maxTopicLength);
+    this.permissions.check(identity, "history", req.topic);
     const limit = checkHistoryLimit(req.limit);
     if (req.before < 0n) throw new ConnectError("before must be a time in milliseconds since the Unix epoch, or 0", Code.InvalidArgument);
     const page = await this.engine.history(req.topic, { limit, before: Number(req.before), beforeSeq: Number(req.beforeSeq) });
@@ -163,12 +192,13 @@ export class ChorusNode {
     return create(PingResponseSchema, { serverTime: BigInt(Date.now()) });
   }
 
-  refreshToken(session: Session, req: RefreshTokenRequest): RefreshTokenResponse {
-    const identity = this.identify(new Headers({ authorization: `Bearer ${req.token}` }));
+  async refreshToken(session: Session, req: RefreshTokenRequest): Promise<RefreshTokenResponse> {
+    const identity = await this.auth.verify(req.token);
     if (identity.userId !== session.userId) {
       throw new ConnectError("the new token is for another user; open a new session to switch users", Code.PermissionDenied);
     }
     session.identity = identity;
+    session.watchExpiry();
     return create(RefreshTokenResponseSchema, { userId: identity.userId, expiresAt: BigInt(identity.expiresAt ?? 0) });
   }
 

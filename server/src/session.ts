@@ -16,7 +16,9 @@ import { StreamPositionSchema } from "../../gen/chorus/v1/payload_pb.js";
 import type { Identity } from "./auth.js";
 import { encodeFrame, frameOf, type OutboundFrame } from "./frames.js";
 import type { ChorusNode } from "./node.js";
+import { askJoinHook } from "./join-hook.js";
 import { Outbox } from "./outbox.js";
+import { RateLimit } from "./rate-limit.js";
 import { checkTopic } from "./topic.js";
 
 export type SessionKind = "connect" | "listen";
@@ -33,6 +35,8 @@ export class Session {
   /** Last sign of life from the client (any frame or call). */
   lastSeen = Date.now();
   private closed = false;
+  private expiry: NodeJS.Timeout | undefined;
+  readonly publishLimit: RateLimit;
 
   constructor(
     private readonly node: ChorusNode,
@@ -42,6 +46,7 @@ export class Session {
     readonly kind: SessionKind,
   ) {
     this.outbox = node.newOutbox();
+    this.publishLimit = new RateLimit(node.config.maxPublishRate);
   }
 
   get userId(): string {
@@ -56,8 +61,23 @@ export class Session {
     this.outbox.push(frame);
   }
 
+  /** Ends the session with UNAUTHENTICATED when its token expires, unless refreshed first. */
+  watchExpiry(): void {
+    clearTimeout(this.expiry);
+    const expiresAt = this.identity.expiresAt;
+    if (expiresAt === undefined) return;
+    // setTimeout holds at most ~24.8 days; re-arm past that.
+    const wait = Math.min(expiresAt - Date.now(), 2 ** 31 - 1);
+    this.expiry = setTimeout(() => {
+      if (Date.now() >= expiresAt) this.close(new ConnectError("token expired; refresh it (setToken) before it does", Code.Unauthenticated));
+      else this.watchExpiry();
+    }, Math.max(0, wait));
+    this.expiry.unref();
+  }
+
   async subscribe(req: SubscribeRequest): Promise<SubscribeResponse> {
     checkTopic(req.topic, this.node.config.maxTopicLength);
+    this.node.permissions.check(this.identity, "subscribe", req.topic);
     if (req.filter !== "") {
       throw new ConnectError("row filters are not supported by this server yet; subscribe without a filter", Code.Unimplemented);
     }
@@ -67,6 +87,8 @@ export class Session {
         Code.ResourceExhausted,
       );
     }
+    const { joinHookUrl, joinHookTimeoutMs } = this.node.config;
+    const join = joinHookUrl ? await askJoinHook(joinHookUrl, joinHookTimeoutMs, { userId: this.userId, topic: req.topic, connectionId: this.connectionId }) : undefined;
     // Position first, then join the fan-out: nothing published after the
     // reported position is missed.
     const page = await this.node.engine.history(req.topic, { limit: 0, before: 0, beforeSeq: 0 });
@@ -76,6 +98,7 @@ export class Session {
     return create(SubscribeResponseSchema, {
       topic: req.topic,
       position: create(StreamPositionSchema, { seq: BigInt(page.lastSeq), epoch: page.epoch }),
+      joinData: join?.data ?? "",
     });
   }
 
@@ -103,7 +126,7 @@ export class Session {
         case "unsubscribe":
           return this.reply(requestId, { case: "unsubscribe", value: this.unsubscribe(command.value) });
         case "publish": {
-          const ack = this.node.publish(command.value, this);
+          const ack = this.node.publish(command.value, { identity: this.identity, session: this });
           ack.then(
             (value) => this.reply(requestId, { case: "publish", value }),
             (error: unknown) => this.replyError(requestId, error),
@@ -111,11 +134,11 @@ export class Session {
           return;
         }
         case "getHistory":
-          return this.reply(requestId, { case: "getHistory", value: await this.node.history(command.value) });
+          return this.reply(requestId, { case: "getHistory", value: await this.node.history(command.value, this.identity) });
         case "ping":
           return this.reply(requestId, { case: "ping", value: this.node.pong() });
         case "refreshToken":
-          return this.reply(requestId, { case: "refreshToken", value: this.node.refreshToken(this, command.value) });
+          return this.reply(requestId, { case: "refreshToken", value: await this.node.refreshToken(this, command.value) });
         case "track":
         case "untrack":
         case "getPresence":
@@ -132,6 +155,7 @@ export class Session {
   close(error?: ConnectError): void {
     if (this.closed) return;
     this.closed = true;
+    clearTimeout(this.expiry);
     for (const topic of this.topics) this.node.hub.remove(topic, this);
     this.topics.clear();
     this.outbox.end(error);

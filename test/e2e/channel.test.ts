@@ -4,7 +4,8 @@ import type { RealtimePayload } from "../../clients/src/types.js";
 import { transports } from "../helpers/clients.js";
 import { codeOf, eventually, serverForSuite, sleep } from "../helpers/server.js";
 
-const server = serverForSuite({ CHORUS_MAX_PAYLOAD_BYTES: "1024" });
+// Bursts of hundreds of publishes: the per-connection rate limit is tested in limits.test.ts.
+const server = serverForSuite({ CHORUS_MAX_PAYLOAD_BYTES: "1024", CHORUS_MAX_PUBLISH_RATE: "0" });
 
 let topicCounter = 0;
 const freshTopic = () => `test/channel-${process.pid}-${++topicCounter}`;

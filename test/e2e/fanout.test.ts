@@ -4,7 +4,7 @@ import type { RealtimePayload } from "../../clients/src/types.js";
 import { BrowserClient, NodeClient } from "../helpers/clients.js";
 import { eventually, serverForSuite } from "../helpers/server.js";
 
-const server = serverForSuite();
+const server = serverForSuite({ CHORUS_MAX_PUBLISH_RATE: "0" }); // bursts; the rate limit has its own tests
 
 it("two Node clients and a browser client on chat/general each get every message once, in each publisher's order", async () => {
   const topic = "chat/general";

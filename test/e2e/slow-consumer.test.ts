@@ -6,7 +6,7 @@ import { PayloadType } from "../../gen/chorus/v1/payload_pb.js";
 import { NodeClient } from "../helpers/clients.js";
 import { eventually, serverForSuite } from "../helpers/server.js";
 
-const server = serverForSuite({ CHORUS_MAX_QUEUED_FRAMES: "64" });
+const server = serverForSuite({ CHORUS_MAX_QUEUED_FRAMES: "64", CHORUS_MAX_PUBLISH_RATE: "0" });
 
 /** A subscriber that speaks the bidi session by hand, so the test decides when it reads. */
 async function rawSubscriber(topic: string) {

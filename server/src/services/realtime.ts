@@ -17,7 +17,7 @@ export function realtimeService(node: ChorusNode): Partial<ServiceImpl<typeof Re
   const caller = (ctx: HandlerContext) => node.identify(ctx.requestHeader);
   return {
     async *connect(requests: AsyncIterable<ConnectRequest>, ctx: HandlerContext) {
-      const session = node.openSession(caller(ctx), "connect");
+      const session = node.openSession(await caller(ctx), "connect");
       void (async () => {
         try {
           for await (const frame of requests) {
@@ -38,7 +38,7 @@ export function realtimeService(node: ChorusNode): Partial<ServiceImpl<typeof Re
     },
 
     async *listen(_req, ctx) {
-      const session = node.openSession(caller(ctx), "listen");
+      const session = node.openSession(await caller(ctx), "listen");
       try {
         yield* sessionStream(ListenResponseSchema, session, ctx);
       } finally {
@@ -46,23 +46,23 @@ export function realtimeService(node: ChorusNode): Partial<ServiceImpl<typeof Re
       }
     },
 
-    subscribe: (req, ctx) => node.sessionFor(req.sessionId, caller(ctx)).subscribe(req),
-    unsubscribe: (req, ctx) => node.sessionFor(req.sessionId, caller(ctx)).unsubscribe(req),
+    subscribe: async (req, ctx) => node.sessionFor(req.sessionId, await caller(ctx)).subscribe(req),
+    unsubscribe: async (req, ctx) => node.sessionFor(req.sessionId, await caller(ctx)).unsubscribe(req),
 
-    publish(req, ctx) {
-      const who = caller(ctx);
-      const session = req.sessionId ? node.sessionFor(req.sessionId, who) : undefined;
-      return node.publish(req, { userId: who.userId, connectionId: session?.connectionId ?? "" });
+    async publish(req, ctx) {
+      const identity = await caller(ctx);
+      const session = req.sessionId ? node.sessionFor(req.sessionId, identity) : undefined;
+      return node.publish(req, { identity, session });
     },
 
-    getHistory(req, ctx) {
-      const who = caller(ctx);
-      if (req.sessionId) node.sessionFor(req.sessionId, who);
-      return node.history(req);
+    async getHistory(req, ctx) {
+      const identity = await caller(ctx);
+      if (req.sessionId) node.sessionFor(req.sessionId, identity);
+      return node.history(req, identity);
     },
 
-    ping(req, ctx) {
-      node.sessionFor(req.sessionId, caller(ctx));
+    async ping(req, ctx) {
+      node.sessionFor(req.sessionId, await caller(ctx));
       return node.pong();
     },
 

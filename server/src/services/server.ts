@@ -9,5 +9,9 @@ export function serverService(node: ChorusNode): Partial<ServiceImpl<typeof Serv
       node.apiKeys.check(ctx.requestHeader);
       return node.emit(req);
     },
+    async sendToUser(req, ctx) {
+      node.apiKeys.check(ctx.requestHeader);
+      return node.sendToUser(req);
+    },
   };
 }

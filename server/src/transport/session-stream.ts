@@ -120,14 +120,21 @@ export function serveSessionStream(node: ChorusNode, wire: Wire, route: SessionR
     session?.close();
   });
 
-  let identity;
-  try {
-    identity = node.identify(authorizationOf(wire.headers));
-  } catch (error) {
-    return finish(ConnectError.from(error));
-  }
-  session = node.openSession(identity, route.kind);
-  const s = session;
+  // The body waits (paused) until the caller is known.
+  node.identify(authorizationOf(wire.headers)).then(
+    (identity) => {
+      if (finished) return;
+      try {
+        session = node.openSession(identity, route.kind);
+      } catch (error) {
+        return finish(ConnectError.from(error));
+      }
+      run(session);
+    },
+    (error: unknown) => finish(ConnectError.from(error)),
+  );
+
+  const run = (s: Session) => {
   wire.onDrain(() => s.outbox.resume());
   s.outbox.attach({
     write: (batch) => (finished ? true : wire.write(envelope(batch))),
@@ -157,6 +164,7 @@ export function serveSessionStream(node: ChorusNode, wire: Wire, route: SessionR
       s.close(error);
     },
   });
+  };
 }
 
 /** One data envelope holding a ConnectResponse/ListenResponse made of pre-encoded frames. */
