@@ -24,7 +24,8 @@ export class BidiSessionTransport implements SessionTransport {
 
   constructor(
     transport: Transport,
-    private readonly onDispose: () => void = () => {},
+    /** Closes the HTTP/2 connection (the next call opens a new one). */
+    private readonly closeConnection: () => void = () => {},
   ) {
     this.client = createClient(RealtimeService, transport);
   }
@@ -34,7 +35,11 @@ export class BidiSessionTransport implements SessionTransport {
   }
 
   dispose(): void {
-    this.onDispose();
+    this.closeConnection();
+  }
+
+  reset(): void {
+    this.closeConnection();
   }
 }
 

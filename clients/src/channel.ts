@@ -116,9 +116,16 @@ export class Channel {
 
   /** @internal */
   dispatch(payload: RealtimePayload): void {
-    if (payload.position) this.position = payload.position;
+    const p = payload.position;
+    if (p) {
+      // A replay can overlap what already arrived: each persisted message once.
+      if (this.position && p.epoch === this.position.epoch && p.seq <= this.position.seq) return;
+      this.position = p;
+    }
     this.emit(payload.event, payload);
     this.emit("*", payload);
+    // The server dropped messages for us (we read too slowly): catch up from our position.
+    if (payload.type === "system" && payload.event === "system:lagged" && this.wanted && this.joined) this.resync();
   }
 
   /** @internal The session dropped: the subscription is gone until it is restored. */
@@ -130,6 +137,11 @@ export class Channel {
   /** @internal A new session is up: restore the subscription. */
   connectionRestored(): void {
     if (this.wanted && !this.joined && !this.joining) this.join();
+  }
+
+  private resync(): void {
+    this.joined = false;
+    this.join();
   }
 
   private join(): void {

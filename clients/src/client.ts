@@ -24,6 +24,8 @@ export interface RealtimeClientOptions {
   getToken?: () => string | Promise<string>;
   /** Reconnect automatically after a lost connection (default true). */
   reconnect?: boolean;
+  /** Give up on a session that has not been welcomed within this time, and retry (default 10 000 ms). */
+  connectTimeoutMs?: number;
 }
 
 /**
@@ -178,6 +180,7 @@ export class RealtimeClient {
       const headers: Record<string, string> = token ? { authorization: `Bearer ${token}` } : {};
       const connection = this.transport.open(headers);
       this.connection = connection;
+      this.armConnectTimeout(connection);
       void this.read(connection);
     };
     if (!this.options.getToken) return start(this.token);
@@ -252,6 +255,21 @@ export class RealtimeClient {
     }
   }
 
+  private armConnectTimeout(connection: SessionConnection): void {
+    const timer = setTimeout(() => {
+      if (this.connection === connection && !this.welcome) this.giveUp(connection, `no welcome from the server within ${this.options.connectTimeoutMs ?? 10_000} ms`);
+    }, this.options.connectTimeoutMs ?? 10_000);
+    unref(timer);
+  }
+
+  /** A connection found dead without any socket saying so: drop it for good and start over. */
+  private giveUp(connection: SessionConnection, why: string): void {
+    this.connection = undefined;
+    connection.close();
+    this.transport.reset();
+    this.lost(new ConnectError(why, Code.Unavailable), true);
+  }
+
   /**
    * The server sends something at least every heartbeat interval; silence
    * for two means the connection is dead even if no socket said so
@@ -262,9 +280,7 @@ export class RealtimeClient {
     if (!intervalMs) return;
     this.watchdog = setInterval(() => {
       if (Date.now() - this.lastFrameAt <= 2 * intervalMs || this.connection !== connection) return;
-      this.connection = undefined;
-      connection.close();
-      this.lost(new ConnectError(`no word from the server for ${2 * intervalMs} ms`, Code.Unavailable), true);
+      this.giveUp(connection, `no word from the server for ${2 * intervalMs} ms`);
     }, Math.max(50, intervalMs / 2));
     unref(this.watchdog);
   }

@@ -25,6 +25,11 @@ export class ListenSessionTransport implements SessionTransport {
   dispose(): void {
     // fetch keeps no sockets of ours.
   }
+
+  reset(): void {
+    // The fetch runtime owns its connections; a session that never answers
+    // is given up by the client's connect timeout instead.
+  }
 }
 
 class ListenSession implements SessionConnection {

@@ -24,6 +24,8 @@ export interface SessionTransport {
   open(headers: Record<string, string>): SessionConnection;
   /** Releases sockets so the process (or tab) can let go of them. */
   dispose(): void;
+  /** Forgets connections found dead, so the next session opens a fresh one. */
+  reset(): void;
 }
 
 /** Thrown by commands on a session that has ended. */

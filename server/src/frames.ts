@@ -24,9 +24,11 @@ export interface OutboundFrame {
   readonly droppable: boolean;
   /** The payload's topic, for lag notices. */
   readonly topic: string;
+  /** The payload's position in its topic (0: not persisted, or not a payload). */
+  readonly seq: number;
 }
 
-export function encodeFrame(frame: ServerFrame, droppable = false, topic = ""): OutboundFrame {
+export function encodeFrame(frame: ServerFrame, droppable = false, topic = "", seq = 0): OutboundFrame {
   const bytes = toBinary(ServerFrameSchema, frame);
   const data = new BinaryWriter().bytes(bytes).finish();
   return {
@@ -35,7 +37,25 @@ export function encodeFrame(frame: ServerFrame, droppable = false, topic = ""): 
     size: data.byteLength,
     droppable,
     topic,
+    seq,
   };
+}
+
+/** A persisted message as the payload frame subscribers receive. */
+export function storedFrame(topic: string, epoch: string, m: { seq: number; id: string; event: string; data: string; userId: string; connectionId: string; createdAt: number }): OutboundFrame {
+  const payload = create(RealtimePayloadSchema, {
+    type: PayloadType.EVENT,
+    topic,
+    event: m.event,
+    data: m.data,
+    userId: m.userId,
+    connectionId: m.connectionId,
+    timestamp: BigInt(m.createdAt),
+    id: m.id,
+    seq: BigInt(m.seq),
+    epoch,
+  });
+  return encodeFrame(frameOf({ kind: { case: "payload", value: payload } }), true, topic, m.seq);
 }
 
 export function frameOf(init: MessageInitShape<typeof ServerFrameSchema>): ServerFrame {

@@ -8,6 +8,24 @@ import type { Session } from "./session.js";
  */
 export class Hub {
   private readonly subscribers = new Map<string, Set<Session>>();
+  /** Sessions catching up on a topic: its live frames wait here until their replay is out. */
+  private readonly recovering = new Map<string, Map<Session, OutboundFrame[]>>();
+
+  beginRecovery(topic: string, session: Session): void {
+    let waiting = this.recovering.get(topic);
+    if (!waiting) this.recovering.set(topic, (waiting = new Map()));
+    waiting.set(session, []);
+  }
+
+  /** The live frames that arrived meanwhile, in order. */
+  endRecovery(topic: string, session: Session): OutboundFrame[] {
+    const waiting = this.recovering.get(topic);
+    const frames = waiting?.get(session) ?? [];
+    waiting?.delete(session);
+    if (waiting?.size === 0) this.recovering.delete(topic);
+    return frames;
+  }
+
   /** Every session of each user, for messages sent to a user rather than a topic. */
   private readonly users = new Map<string, Set<Session>>();
 
@@ -44,8 +62,9 @@ export class Hub {
 
   deliver(topic: string, frame: OutboundFrame): void {
     const set = this.subscribers.get(topic);
-    if (!set) return;
-    for (const session of set) session.outbox.push(frame);
+    if (set) for (const session of set) session.outbox.push(frame);
+    const waiting = this.recovering.get(topic);
+    if (waiting) for (const frames of waiting.values()) frames.push(frame);
   }
 
   subscriberCount(topic: string): number {

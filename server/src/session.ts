@@ -14,7 +14,7 @@ import {
 } from "../../gen/chorus/v1/realtime_pb.js";
 import { StreamPositionSchema } from "../../gen/chorus/v1/payload_pb.js";
 import type { Identity } from "./auth.js";
-import { encodeFrame, frameOf, type OutboundFrame } from "./frames.js";
+import { encodeFrame, frameOf, storedFrame, systemNotice, type OutboundFrame } from "./frames.js";
 import type { ChorusNode } from "./node.js";
 import { askJoinHook } from "./join-hook.js";
 import { Outbox } from "./outbox.js";
@@ -22,6 +22,9 @@ import { RateLimit } from "./rate-limit.js";
 import { checkTopic } from "./topic.js";
 
 export type SessionKind = "connect" | "listen";
+
+/** The most a re-subscribing client is replayed at once; further behind, it is told of a gap. */
+const RECOVERY_LIMIT = 100_000;
 
 /**
  * One client connection, whichever stream carries it. Both the bidi
@@ -89,6 +92,7 @@ export class Session {
     }
     const { joinHookUrl, joinHookTimeoutMs } = this.node.config;
     const join = joinHookUrl ? await askJoinHook(joinHookUrl, joinHookTimeoutMs, { userId: this.userId, topic: req.topic, connectionId: this.connectionId }) : undefined;
+    if (req.since) return this.recoverAndJoin(req.topic, Number(req.since.seq), req.since.epoch, join?.data ?? "");
     // Position first, then join the fan-out: nothing published after the
     // reported position is missed.
     const page = await this.node.engine.history(req.topic, { limit: 0, before: 0, beforeSeq: 0 });
@@ -99,6 +103,63 @@ export class Session {
       topic: req.topic,
       position: create(StreamPositionSchema, { seq: BigInt(page.lastSeq), epoch: page.epoch }),
       joinData: join?.data ?? "",
+    });
+  }
+
+  /**
+   * Joins a topic from a position: persisted messages after it are replayed
+   * in order, then live traffic, with nothing lost or repeated in between
+   * (live frames wait in the hub while the replay is read). A position
+   * older than what is retained, or from another epoch, is answered with a
+   * SYSTEM "system:history_gap" notice before whatever is still there.
+   * Subscribing again with a position re-synchronises an existing subscription.
+   */
+  private async recoverAndJoin(topic: string, seq: number, epoch: string, joinData: string): Promise<SubscribeResponse> {
+    const hub = this.node.hub;
+    hub.remove(topic, this);
+    hub.beginRecovery(topic, this);
+    let recovery;
+    try {
+      recovery = await this.node.engine.since(topic, seq, RECOVERY_LIMIT);
+      if (epoch !== "" && recovery.epoch !== "" && epoch !== recovery.epoch) {
+        this.send(systemNotice(topic, "system:history_gap", { reason: "history_reset", epoch: recovery.epoch }));
+        seq = 0;
+        recovery = await this.node.engine.since(topic, 0, RECOVERY_LIMIT);
+      }
+    } catch (error) {
+      hub.endRecovery(topic, this);
+      throw error;
+    }
+    // From here to hub.add nothing awaits: no live message can slip between.
+    const live = hub.endRecovery(topic, this);
+    if (this.closed) throw new ConnectError("session has ended", Code.NotFound);
+    let recovered = true;
+    if (seq + 1 < recovery.firstSeq) {
+      recovered = false;
+      this.send(systemNotice(topic, "system:history_gap", { reason: "older_than_retained", missed_from: seq + 1, missed_to: recovery.firstSeq - 1 }));
+    }
+    let last = seq;
+    for (const m of recovery.messages) {
+      this.send(storedFrame(topic, recovery.epoch, m));
+      last = m.seq;
+    }
+    if (recovery.messages.length === RECOVERY_LIMIT && last < recovery.lastSeq) {
+      recovered = false;
+      this.send(systemNotice(topic, "system:history_gap", { reason: "too_far_behind", missed_from: last + 1, missed_to: recovery.lastSeq }));
+    }
+    for (const frame of live) {
+      if (frame.seq === 0 || frame.seq > last) {
+        this.send(frame);
+        last = Math.max(last, frame.seq);
+      }
+    }
+    this.topics.add(topic);
+    hub.add(topic, this);
+    return create(SubscribeResponseSchema, {
+      topic,
+      position: create(StreamPositionSchema, { seq: BigInt(Math.max(last, recovery.lastSeq)), epoch: recovery.epoch }),
+      recovered,
+      joinData,
     });
   }
 

@@ -1,7 +1,7 @@
 import type { OutboundFrame } from "../frames.js";
-import type { HistoryPage, HistoryQuery } from "./history-file.js";
+import type { HistoryPage, HistoryQuery, Recovery } from "./history-file.js";
 
-export type { HistoryPage, HistoryQuery, StoredMessage } from "./history-file.js";
+export type { HistoryPage, HistoryQuery, Recovery, StoredMessage } from "./history-file.js";
 
 /** A message entering the system, already validated and authorised. */
 export interface PublishInput {
@@ -37,6 +37,8 @@ export interface Engine {
    */
   publish(input: PublishInput): Promise<PublishResult>;
   history(topic: string, query: HistoryQuery): Promise<HistoryPage>;
+  /** Persisted messages after `seq`, oldest first, at most `limit`. */
+  since(topic: string, seq: number, limit: number): Promise<Recovery>;
   close(): Promise<void>;
 }
 

@@ -29,6 +29,15 @@ export interface HistoryQuery {
   beforeSeq: number;
 }
 
+export interface Recovery {
+  /** Oldest first. */
+  messages: StoredMessage[];
+  epoch: string;
+  /** The oldest retained seq (lastSeq + 1 when nothing is retained). */
+  firstSeq: number;
+  lastSeq: number;
+}
+
 export interface HistoryPage {
   /** Newest first. */
   messages: StoredMessage[];
@@ -66,6 +75,11 @@ export class FileHistory {
     // A topic nobody ever persisted to gets no file and no cache entry.
     const log = this.logs.get(topic) ?? (existsSync(this.fileOf(topic)) ? this.log(topic) : undefined);
     return log?.query(query) ?? { messages: [], epoch: "", lastSeq: 0, hasMore: false };
+  }
+
+  since(topic: string, seq: number, limit: number): Recovery {
+    const log = this.logs.get(topic) ?? (existsSync(this.fileOf(topic)) ? this.log(topic) : undefined);
+    return log?.since(seq, limit) ?? { messages: [], epoch: "", firstSeq: 1, lastSeq: 0 };
   }
 
   /** Waits for every pending write and closes the files. */
@@ -168,6 +182,13 @@ class TopicLog {
       lastSeq: this.lastSeq,
       hasMore: start > this.head,
     };
+  }
+
+  since(seq: number, limit: number): Recovery {
+    this.trim(Date.now());
+    const firstSeq = this.lastSeq - (this.messages.length - this.head) + 1;
+    const start = this.head + Math.max(0, seq + 1 - firstSeq);
+    return { messages: this.messages.slice(start, start + limit), epoch: this.header.epoch, firstSeq, lastSeq: this.lastSeq };
   }
 
   async close(): Promise<void> {

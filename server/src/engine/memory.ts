@@ -1,8 +1,6 @@
-import { create } from "@bufbuild/protobuf";
-import { PayloadType, RealtimePayloadSchema } from "../../../gen/chorus/v1/payload_pb.js";
-import { encodeFrame, frameOf } from "../frames.js";
+import { storedFrame } from "../frames.js";
 import type { IdGenerator } from "../ids.js";
-import type { Deliver, Engine, HistoryPage, HistoryQuery, PublishInput, PublishResult } from "./engine.js";
+import type { Deliver, Engine, HistoryPage, HistoryQuery, PublishInput, PublishResult, Recovery } from "./engine.js";
 import { FileHistory } from "./history-file.js";
 import type { RetentionRule } from "./retention.js";
 
@@ -53,24 +51,27 @@ export class MemoryEngine implements Engine {
       result = { id, seq: 0, epoch: "", timestamp: Date.now() };
     }
 
-    const payload = create(RealtimePayloadSchema, {
-      type: PayloadType.EVENT,
-      topic: input.topic,
-      event: input.event,
-      data: input.data,
-      userId: input.userId,
-      connectionId: input.connectionId,
-      timestamp: BigInt(result.timestamp),
-      id,
-      seq: BigInt(result.seq),
-      epoch: result.epoch,
-    });
-    this.deliver(input.topic, encodeFrame(frameOf({ kind: { case: "payload", value: payload } }), true, input.topic));
+    this.deliver(
+      input.topic,
+      storedFrame(input.topic, result.epoch, {
+        seq: result.seq,
+        id,
+        event: input.event,
+        data: input.data,
+        userId: input.userId,
+        connectionId: input.connectionId,
+        createdAt: result.timestamp,
+      }),
+    );
     return written ? written.then(() => result) : Promise.resolve(result);
   }
 
   async history(topic: string, query: HistoryQuery): Promise<HistoryPage> {
     return this.store.query(topic, query);
+  }
+
+  async since(topic: string, seq: number, limit: number): Promise<Recovery> {
+    return this.store.since(topic, seq, limit);
   }
 
   async close(): Promise<void> {

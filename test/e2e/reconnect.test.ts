@@ -1,0 +1,102 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { RealtimeClient } from "../../clients/src/client.js";
+import type { RealtimePayload } from "../../clients/src/types.js";
+import { NodeClient, transports } from "../helpers/clients.js";
+import { LoopbackProxy } from "../helpers/proxy.js";
+import { eventually, serverForSuite, sleep } from "../helpers/server.js";
+
+describe("connections that heal themselves", () => {
+  const server = serverForSuite({ CHORUS_MAX_PUBLISH_RATE: "0", CHORUS_HEARTBEAT_MS: "500" });
+  let proxy: LoopbackProxy;
+  beforeAll(async () => {
+    proxy = await LoopbackProxy.start(server.port);
+  });
+  afterAll(() => proxy.close());
+
+  describe.each(transports)("over $name", (transport) => {
+    it("reconnects after every connection drops, restores subscriptions, and delivers what was persisted meanwhile exactly once", async () => {
+      const topic = `chat/heal-${transport.name.split(" ")[0]}`;
+      const client = transport.create({ url: proxy.url, token: "healer" });
+      const publisher = new NodeClient({ url: server.url, token: "publisher" }); // not through the proxy
+      const statuses: string[] = [];
+      client.onStatusChange((s) => statuses.push(s));
+      const got: RealtimePayload[] = [];
+      client.channel(topic).on("m", (p) => got.push(p)).subscribe();
+      await client.channel(topic).ready();
+      for (let n = 0; n < 3; n++) await publisher.channel(topic).publish("m", { n }, { persist: true });
+      await eventually(() => got.length === 3, "the first three");
+
+      proxy.dropAll();
+      await eventually(() => client.status === "reconnecting", "reconnecting");
+      for (let n = 3; n < 53; n++) await publisher.channel(topic).publish("m", { n }, { persist: true });
+      await eventually(() => client.status === "connected", "connected again", 10_000);
+      for (let n = 53; n < 56; n++) await publisher.channel(topic).publish("m", { n }, { persist: true });
+      await eventually(() => got.length >= 56, "every message", 10_000);
+      await sleep(200);
+
+      expect(got.map((p) => p.data.n)).toEqual(Array.from({ length: 56 }, (_, n) => n));
+      expect(statuses).toEqual(["connecting", "connected", "reconnecting", "connected"]);
+      client.disconnect();
+      publisher.disconnect();
+    });
+
+    it("notices a half-open connection within two heartbeat intervals and replaces it", async () => {
+      const client = transport.create({ url: proxy.url, connectTimeoutMs: 2000 });
+      await client.connect();
+      const before = (await (await fetch(`${server.url}/healthz`)).json()).sessions as number;
+      proxy.freezeAll();
+      const frozenAt = Date.now();
+      await eventually(() => client.status === "reconnecting", "the client to notice", 5_000);
+      const noticedMs = Date.now() - frozenAt;
+      expect(noticedMs).toBeLessThanOrEqual(2 * 500 + 500); // two intervals, plus the watchdog's tick
+      await eventually(() => client.status === "connected", "a new connection", 10_000);
+      // The server dropped its side of the frozen one too (two intervals after its last ping).
+      await sleep(1500);
+      const after = (await (await fetch(`${server.url}/healthz`)).json()).sessions as number;
+      expect(after).toBe(before);
+      client.disconnect();
+    });
+  });
+});
+
+describe("many clients dropped at once", () => {
+  const server = serverForSuite();
+  let proxy: LoopbackProxy;
+  beforeAll(async () => {
+    proxy = await LoopbackProxy.start(server.port);
+  });
+  afterAll(() => proxy.close());
+
+  it("2000 clients come back spread out in time, all within 40 s", { timeout: 120_000 }, async () => {
+    const count = 2000;
+    const clients: RealtimeClient[] = [];
+    for (let i = 0; i < count; i += 100) {
+      const batch = Array.from({ length: 100 }, () => new NodeClient({ url: proxy.url }));
+      await Promise.all(batch.map((c) => c.connect()));
+      clients.push(...batch);
+    }
+    const back: number[] = [];
+    let droppedAt = 0;
+    for (const c of clients) {
+      c.onStatusChange((s) => {
+        if (s === "connected" && droppedAt) back.push(Date.now() - droppedAt);
+      });
+    }
+    droppedAt = Date.now();
+    proxy.dropAll();
+    await eventually(() => back.length === count, `${count} reconnections`, 40_000);
+
+    back.sort((a, b) => a - b);
+    const buckets = new Map<number, number>();
+    for (const ms of back) buckets.set(Math.floor(ms / 250) * 250, (buckets.get(Math.floor(ms / 250) * 250) ?? 0) + 1);
+    console.log(
+      `reconnect times after dropping ${count} clients: first ${back[0]} ms, median ${back[count >> 1]} ms, last ${back[count - 1]} ms; per 250 ms: ` +
+        [...buckets].map(([t, n]) => `${t}:${n}`).join(" "),
+    );
+    expect(back[count - 1]).toBeLessThan(40_000);
+    // Spread out: no quarter second holds more than a third of them.
+    expect(Math.max(...buckets.values())).toBeLessThan(count / 3);
+    expect(back[count - 1]! - back[0]!).toBeGreaterThan(500);
+    for (const c of clients) c.disconnect();
+  });
+});
