@@ -164,16 +164,26 @@ export function readKeyMaterial(value: string): string {
 export class ApiKeys {
   private readonly digests: Buffer[];
 
-  constructor(keys: readonly string[]) {
+  /**
+   * With no keys, ServerService is open only in development mode (no user
+   * auth configured either); once tokens are verified, it needs keys.
+   */
+  constructor(
+    keys: readonly string[],
+    private readonly openWithoutKeys: boolean,
+  ) {
     this.digests = keys.map(digest);
   }
 
   get developmentMode(): boolean {
-    return this.digests.length === 0;
+    return this.digests.length === 0 && this.openWithoutKeys;
   }
 
   check(header: Headers): void {
     if (this.developmentMode) return;
+    if (this.digests.length === 0) {
+      throw new ConnectError("ServerService is closed: this server verifies user tokens but has no API keys (set CHORUS_API_KEYS)", Code.Unauthenticated);
+    }
     const key = bearer(header);
     if (!key) throw new ConnectError('ServerService needs an API key: send "Authorization: Bearer <api key>"', Code.Unauthenticated);
     const candidate = digest(key);

@@ -18,13 +18,23 @@ const chorus = await startChorus(config, log).catch((error: NodeJS.ErrnoExceptio
   process.exit(1);
 });
 
-const mode = config.apiKeys.length === 0 ? "development mode: tokens and API keys are NOT verified" : "API keys required";
-log.info(`Chorus listening on ${chorus.url} (engine: memory, data: ${resolve(config.dataDir)}, ${mode})`, {
+const node = chorus.node;
+const users = node.auth.developmentMode ? "DEVELOPMENT MODE: user tokens are NOT verified and every action is allowed" : "user tokens verified";
+const backends = node.apiKeys.developmentMode
+  ? "ServerService open to anyone (no CHORUS_API_KEYS)"
+  : config.apiKeys.length > 0
+    ? "ServerService needs an API key"
+    : "ServerService CLOSED until CHORUS_API_KEYS is set";
+log.info(`Chorus listening on ${chorus.url} (engine: memory, data: ${resolve(config.dataDir)}; ${users}; ${backends})`, {
   url: chorus.url,
   port: chorus.port,
   engine: config.engine,
   node: config.nodeId,
 });
+
+if (!node.auth.developmentMode && Object.keys(config.permissions).length === 0) {
+  log.warn("no CHORUS_PERMISSIONS: users may do only what their token's permission claim grants");
+}
 
 let stopping = false;
 for (const signal of ["SIGTERM", "SIGINT"] as const) {

@@ -59,8 +59,8 @@ export class ChorusNode {
     private readonly log: Logger,
   ) {
     this.engine = new MemoryEngine(config.dataDir, config.retention, this.ids, (topic, frame) => this.hub.deliver(topic, frame));
-    this.apiKeys = new ApiKeys(config.apiKeys);
     this.auth = createAuthenticator(config.auth);
+    this.apiKeys = new ApiKeys(config.apiKeys, this.auth.developmentMode);
     this.permissions = new Permissions(config.permissions, this.auth.developmentMode);
     this.heartbeat = setInterval(() => this.checkHeartbeats(), config.heartbeatIntervalMs).unref();
   }

@@ -185,3 +185,14 @@ describe("API keys", () => {
     sdk.close();
   });
 });
+
+describe("a server that verifies tokens but has no API keys", () => {
+  const strict = serverForSuite({ CHORUS_JWT_SECRET: SECRET });
+
+  it("keeps ServerService closed", async () => {
+    const client = createClient(ServerService, createConnectTransport({ baseUrl: strict.url, httpVersion: "1.1" }));
+    const error = await client.emit({ topic: "chat/x", event: "m", data: "1" }).catch((e: Error) => e);
+    expect(await codeOf(Promise.reject(error))).toBe("Unauthenticated");
+    expect(String(error)).toMatch(/CHORUS_API_KEYS/);
+  });
+});

@@ -53,3 +53,17 @@ describe("publish rate", () => {
     c.disconnect();
   });
 });
+
+describe("subscriptions per connection", () => {
+  const server = serverForSuite({ CHORUS_MAX_SUBSCRIPTIONS: "3" });
+
+  it("refuses the subscription past the limit with RESOURCE_EXHAUSTED and keeps the session usable", async () => {
+    const c = new BrowserClient({ url: server.url });
+    for (const t of ["chat/1", "chat/2", "chat/3"]) await c.channel(t).subscribe().ready();
+    expect(await codeOf(c.channel("chat/4").subscribe().ready())).toBe("ResourceExhausted");
+    await c.channel("chat/3").subscribe().ready(); // again: not a new subscription
+    await c.channel("chat/1").unsubscribe();
+    await c.channel("chat/4").subscribe().ready(); // a freed place
+    c.disconnect();
+  });
+});
