@@ -1,4 +1,5 @@
 import { Code, ConnectError } from "@connectrpc/connect";
+import { topicMatches } from "./topic.js";
 
 /** What a user may do, by action, as topic patterns. */
 export type Action = "subscribe" | "publish" | "presence" | "history";
@@ -25,25 +26,6 @@ export function parseGrants(value: unknown, where: string): Grants {
   return grants;
 }
 
-/**
- * Matches a topic against a permission pattern for one user. `*` as a whole
- * segment matches any one segment, a final `**` the rest; `{sub}` stands for
- * the user id and is compared literally, so a user id can never act as a
- * wildcard or span segments.
- */
-export function permits(pattern: string, topic: string, userId: string): boolean {
-  const want = pattern.split("/");
-  const have = topic.split("/");
-  for (let i = 0; i < want.length; i++) {
-    const part = want[i]!;
-    if (part === "**" && i === want.length - 1) return have.length > i;
-    if (i >= have.length) return false;
-    if (part === "*") continue;
-    if (part.replaceAll("{sub}", userId) !== have[i]) return false;
-  }
-  return want.length === have.length;
-}
-
 /** Decides every user action; back ends (API keys) are not subject to it. */
 export class Permissions {
   constructor(
@@ -55,7 +37,7 @@ export class Permissions {
   check(identity: { userId: string; grants?: Grants }, action: Action, topic: string): void {
     if (this.allowAll) return;
     const patterns = [...(this.configured[action] ?? []), ...(identity.grants?.[action] ?? [])];
-    if (patterns.some((p) => permits(p, topic, identity.userId))) return;
+    if (patterns.some((p) => topicMatches(p, topic, identity.userId))) return;
     throw new ConnectError(`user "${identity.userId}" may not ${action} on "${topic}"`, Code.PermissionDenied);
   }
 }

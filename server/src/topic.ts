@@ -56,9 +56,11 @@ export function topicKind(topic: string): TopicKind {
 /**
  * Matches a topic against a configuration pattern: `*` alone matches any
  * single segment (or any table topic), a final `**` matches one or more
- * remaining segments, anything else matches literally.
+ * remaining segments, anything else matches literally. With `userId`,
+ * `{sub}` inside a segment stands for it, compared literally: a user id
+ * never acts as a wildcard or spans segments.
  */
-export function topicMatches(pattern: string, topic: string): boolean {
+export function topicMatches(pattern: string, topic: string, userId?: string): boolean {
   if (pattern === "**") return true;
   const want = pattern.split("/");
   const have = topic.split("/");
@@ -66,7 +68,8 @@ export function topicMatches(pattern: string, topic: string): boolean {
     const part = want[i]!;
     if (part === "**" && i === want.length - 1) return have.length > i;
     if (i >= have.length) return false;
-    if (part !== "*" && part !== have[i]) return false;
+    if (part === "*") continue;
+    if ((userId === undefined ? part : part.replaceAll("{sub}", userId)) !== have[i]) return false;
   }
   return want.length === have.length;
 }

@@ -32,3 +32,12 @@ it("matches configuration patterns segment by segment", () => {
   expect(topicMatches("*", "chat/x")).toBe(false);
   expect(topicMatches("chat/general", "chat/general")).toBe(true);
 });
+
+it("substitutes {sub} literally for permission patterns", () => {
+  expect(topicMatches("notifications/{sub}", "notifications/alice", "alice")).toBe(true);
+  expect(topicMatches("notifications/{sub}", "notifications/bob", "alice")).toBe(false);
+  expect(topicMatches("notifications/{sub}", "notifications/alice", "*")).toBe(false); // never a wildcard
+  expect(topicMatches("notifications/{sub}", "notifications/a/b", "a/b")).toBe(false); // never spans segments
+  expect(topicMatches("users/{sub}-inbox", "users/alice-inbox", "alice")).toBe(true);
+  expect(topicMatches("notifications/{sub}", "notifications/{sub}")).toBe(true); // no user: literal
+});
