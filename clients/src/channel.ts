@@ -146,11 +146,15 @@ export class Channel {
 
   private join(): void {
     const attempt = this.client
-      .command("subscribe", { topic: this.topic, since: this.position ? { seq: BigInt(this.position.seq), epoch: this.position.epoch } : undefined })
+      .command("subscribe", { topic: this.topic, since: this.position && { seq: BigInt(this.position.seq), epoch: this.position.epoch } })
       .then(
         (reply) => {
           if (this.joining !== attempt) return;
           this.joinDataValue = reply.joinData === "" ? undefined : JSON.parse(reply.joinData);
+          // Where this subscription starts, even before any message (seq 0): a
+          // later rejoin asks for everything after it, so a quiet channel
+          // loses nothing persisted while the connection is down.
+          if (!this.position && reply.position) this.position = { seq: Number(reply.position.seq), epoch: reply.position.epoch };
           this.joining = undefined;
           this.joined = true;
           this.onStatus?.("SUBSCRIBED");

@@ -40,6 +40,22 @@ describe("connections that heal themselves", () => {
       publisher.disconnect();
     });
 
+    it("recovers what was persisted during the gap even when nothing had arrived before it", async () => {
+      const topic = `chat/quiet-${transport.name.split(" ")[0]}`;
+      const client = transport.create({ url: proxy.url });
+      const publisher = new NodeClient({ url: server.url });
+      const got: number[] = [];
+      client.channel(topic).on("m", ({ data }) => got.push(data)).subscribe();
+      await client.channel(topic).ready();
+      proxy.dropAll();
+      await eventually(() => client.status === "reconnecting", "reconnecting");
+      for (let n = 0; n < 5; n++) await publisher.channel(topic).publish("m", n, { persist: true });
+      await eventually(() => got.length >= 5, "the messages of the gap", 10_000);
+      expect(got).toEqual([0, 1, 2, 3, 4]);
+      client.disconnect();
+      publisher.disconnect();
+    });
+
     it("notices a half-open connection within two heartbeat intervals and replaces it", async () => {
       const client = transport.create({ url: proxy.url, connectTimeoutMs: 2000 });
       await client.connect();
