@@ -167,8 +167,29 @@ export function serveSessionStream(node: ChorusNode, wire: Wire, route: SessionR
   };
 }
 
+/**
+ * The last envelope built, with the frames it holds. In one flush,
+ * subscribers of the same topics usually hold exactly the same frames:
+ * they then share one buffer (compared by identity, never by content).
+ */
+let lastBatch: OutboundFrame[] = [];
+let lastEnvelope: Buffer = Buffer.alloc(0);
+
+function sameFrames(a: OutboundFrame[], b: OutboundFrame[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
 /** One data envelope holding a ConnectResponse/ListenResponse made of pre-encoded frames. */
 function envelope(batch: OutboundFrame[]): Buffer {
+  if (sameFrames(batch, lastBatch)) return lastEnvelope;
+  lastBatch = batch;
+  lastEnvelope = buildEnvelope(batch);
+  return lastEnvelope;
+}
+
+function buildEnvelope(batch: OutboundFrame[]): Buffer {
   let size = 0;
   for (const f of batch) size += 1 + f.size;
   const out = Buffer.allocUnsafe(5 + size);
