@@ -5,6 +5,18 @@ import { NodeClient, transports } from "../helpers/clients.js";
 import { LoopbackProxy } from "../helpers/proxy.js";
 import { eventually, serverForSuite, sleep } from "../helpers/server.js";
 
+/** The server's session count once it has stopped changing. */
+async function settledSessions(url: string): Promise<number> {
+  const read = async () => ((await (await fetch(`${url}/healthz`)).json()) as { sessions: number }).sessions;
+  let last = await read();
+  for (;;) {
+    await sleep(300);
+    const now = await read();
+    if (now === last) return now;
+    last = now;
+  }
+}
+
 describe("connections that heal themselves", () => {
   const server = serverForSuite({ CHORUS_MAX_PUBLISH_RATE: "0", CHORUS_HEARTBEAT_MS: "500" });
   let proxy: LoopbackProxy;
@@ -59,7 +71,7 @@ describe("connections that heal themselves", () => {
     it("notices a half-open connection within two heartbeat intervals and replaces it", async () => {
       const client = transport.create({ url: proxy.url, connectTimeoutMs: 2000 });
       await client.connect();
-      const before = (await (await fetch(`${server.url}/healthz`)).json()).sessions as number;
+      const before = await settledSessions(server.url); // sessions of earlier tests may still be closing
       proxy.freezeAll();
       const frozenAt = Date.now();
       await eventually(() => client.status === "reconnecting", "the client to notice", 5_000);
@@ -68,7 +80,7 @@ describe("connections that heal themselves", () => {
       await eventually(() => client.status === "connected", "a new connection", 10_000);
       // The server dropped its side of the frozen one too (two intervals after its last ping).
       await sleep(1500);
-      const after = (await (await fetch(`${server.url}/healthz`)).json()).sessions as number;
+      const after = await settledSessions(server.url);
       expect(after).toBe(before);
       client.disconnect();
     });
