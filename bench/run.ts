@@ -254,15 +254,18 @@ function versions(): Record<string, string> {
 
 function table(results: Result[]): string {
   const lines = [
-    "| scenario | server | delivered msg/s | ×chorus | p50 ms | p99 ms | max ms | lost | server CPU s | RSS MB | RSS/conn KB |",
-    "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    "| scenario | server | delivered msg/s | p50 ms | p99 ms | max ms | lost | server CPU s | RSS MB | RSS/conn KB |",
+    "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
   ];
+  // Each peer figure is followed by Chorus' figure divided by it, in brackets.
+  const fmt = (value: number, chorus: number | undefined) => {
+    if (!value || Number.isNaN(value)) return "–";
+    return chorus === undefined || Number.isNaN(chorus) ? `${value}` : `${value} (${(chorus / value).toFixed(2)}×)`;
+  };
   for (const r of results) {
-    const chorus = results.find((c) => c.scenario === r.scenario && c.server === "chorus");
-    const ratio = chorus && r.server !== "chorus" && r.deliveredPerSec ? (chorus.deliveredPerSec / r.deliveredPerSec).toFixed(2) : "";
-    const mem = chorus && r.server !== "chorus" && r.rssPerConnKB > 0 ? ` (${(chorus.rssPerConnKB / r.rssPerConnKB).toFixed(2)}×)` : "";
+    const c = r.server === "chorus" ? undefined : results.find((x) => x.scenario === r.scenario && x.server === "chorus");
     lines.push(
-      `| ${r.scenario} | ${r.server} | ${r.deliveredPerSec || "–"} | ${ratio} | ${r.p50 || "–"} | ${r.p99 || "–"} | ${r.max || "–"} | ${r.lost ?? ""} | ${r.cpuSeconds} | ${r.rssMB} | ${r.rssPerConnKB}${mem} |`,
+      `| ${r.scenario} | ${r.server} | ${fmt(r.deliveredPerSec, c?.deliveredPerSec)} | ${fmt(r.p50, c?.p50)} | ${fmt(r.p99, c?.p99)} | ${fmt(r.max, c?.max)} | ${r.lost ?? ""} | ${fmt(r.cpuSeconds, c?.cpuSeconds)} | ${fmt(r.rssMB, c?.rssMB)} | ${fmt(r.rssPerConnKB, c?.rssPerConnKB)} |`,
     );
   }
   return lines.join("\n");
@@ -286,7 +289,7 @@ const md = [
   "",
   `Commit ${report.commit}. Machine: ${machine.cpus}, ${machine.memoryGiB} GiB, Linux ${machine.kernel}. Versions: ${Object.entries(report.versions).map(([k, v]) => `${k} ${v}`).join(", ")}.`,
   "Server and load generators on one machine, loopback, generators in their own processes; 100-byte JSON payloads.",
-  "`×chorus` is Chorus' delivered msg/s divided by the peer's (above 1: Chorus delivers more); the figure in brackets after a peer's RSS/conn is Chorus' RSS/conn divided by the peer's (below 1: Chorus uses less).",
+  "In a peer's row, the bracket after each figure is Chorus' figure divided by that peer's: above 1 for msg/s means Chorus delivers more; below 1 for latency, CPU and memory means Chorus needs less.",
   "",
   ...scenarios.map((s) => `- **${s.name}**: ${s.what}`),
   "",
