@@ -59,6 +59,7 @@ interface Result {
 
 const SERVER_ENTRY: Record<ServerKind, string> = {
   chorus: "server/src/main.ts",
+  "chorus-listen": "server/src/main.ts",
   socketio: "bench/servers/socketio.ts",
   h2: "bench/servers/h2-raw.ts",
 };

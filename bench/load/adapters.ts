@@ -3,14 +3,16 @@
 // one in SAMPLE_EVERY fully to measure latency, so the generators (which
 // share the machine with the server) cost about the same for every peer.
 // Publishers use each server's stock client.
-import { create, toBinary } from "@bufbuild/protobuf";
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import * as http from "node:http";
 import * as http2 from "node:http2";
 import { io } from "socket.io-client";
 import WebSocket from "ws";
-import { ConnectRequestSchema } from "../../gen/chorus/v1/realtime_pb.js";
+import { ConnectRequestSchema, PingRequestSchema, PublishRequestSchema, ServerFrameSchema, SubscribeRequestSchema } from "../../gen/chorus/v1/realtime_pb.js";
 import { RealtimeClient } from "../../clients/src/node.js";
 
-export type ServerKind = "chorus" | "socketio" | "h2";
+/** `chorus-listen` is Chorus reached the way browsers reach it: a Listen stream over HTTP/1.1. */
+export type ServerKind = "chorus" | "chorus-listen" | "socketio" | "h2";
 
 export const SAMPLE_EVERY = 8;
 
@@ -34,11 +36,11 @@ export interface Publisher {
 }
 
 export function subscribe(kind: ServerKind, url: string, topic: string, counter: Counter): Promise<Subscriber> {
-  return { chorus: chorusSubscriber, socketio: socketioSubscriber, h2: h2Subscriber }[kind](url, topic, counter);
+  return { chorus: chorusSubscriber, "chorus-listen": chorusListenSubscriber, socketio: socketioSubscriber, h2: h2Subscriber }[kind](url, topic, counter);
 }
 
 export function publisher(kind: ServerKind, url: string): Promise<Publisher> {
-  return { chorus: chorusPublisher, socketio: socketioPublisher, h2: h2Publisher }[kind](url);
+  return { chorus: chorusPublisher, "chorus-listen": chorusPublisher, socketio: socketioPublisher, h2: h2Publisher }[kind](url);
 }
 
 function connectH2(url: string): Promise<http2.ClientHttp2Session> {
@@ -132,6 +134,46 @@ async function chorusSubscriber(url: string, topic: string, counter: Counter): P
       }),
     );
     command({ requestId: 1n, command: { case: "subscribe", value: { topic } } });
+  });
+}
+
+/** A browser-shaped session: Listen over HTTP/1.1, commands as unary Connect calls. */
+async function chorusListenSubscriber(url: string, topic: string, counter: Counter): Promise<Subscriber> {
+  const unary = (method: string, body: Uint8Array) =>
+    fetch(`${url}/chorus.v1.RealtimeService/${method}`, { method: "POST", headers: { "content-type": "application/proto" }, body: Buffer.from(body) });
+  const listenRequest = Buffer.alloc(5); // an empty ListenRequest, enveloped
+  return new Promise((resolve, reject) => {
+    const req = http.request(`${url}/chorus.v1.RealtimeService/Listen`, { method: "POST", agent: false, headers: { "content-type": "application/connect+proto" } });
+    req.on("error", reject);
+    req.end(listenRequest);
+    req.on("response", (res) => {
+      let sessionId = "";
+      res.on(
+        "data",
+        framer(5, (flags, body) => {
+          if (flags !== 0) return;
+          for (let pos = 0; pos < body.length; ) {
+            const [, afterTag] = varint(body, pos);
+            const [length, start] = varint(body, afterTag);
+            const kind = body[start];
+            if (kind === 0x12) {
+              if (counter.count()) counter.sampled((JSON.parse(payloadData(body, start, start + length)) as { t: number }).t);
+            } else if (kind === 0x0a && !sessionId) {
+              const frame = fromBinary(ServerFrameSchema, body.subarray(start, start + length));
+              if (frame.kind.case !== "welcome") continue;
+              sessionId = frame.kind.value.sessionId;
+              unary("Subscribe", toBinary(SubscribeRequestSchema, create(SubscribeRequestSchema, { sessionId, topic }))).then(
+                (r) => (r.ok ? resolve({ send: (json) => void unary("Publish", toBinary(PublishRequestSchema, create(PublishRequestSchema, { sessionId, topic, event: "m", data: json }))).catch(() => {}), close: () => req.destroy() }) : reject(new Error(`subscribe: HTTP ${r.status}`))),
+                reject,
+              );
+            } else if (kind === 0x22) {
+              void unary("Ping", toBinary(PingRequestSchema, create(PingRequestSchema, { sessionId }))).catch(() => {});
+            }
+            pos = start + length;
+          }
+        }),
+      );
+    });
   });
 }
 

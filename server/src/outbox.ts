@@ -59,8 +59,8 @@ export interface FrameSink {
 export class Outbox {
   private queue: OutboundFrame[] = [];
   private queuedBytes = 0;
-  /** Topics whose payloads were dropped, with how many. */
-  private readonly dropped = new Map<string, number>();
+  /** Topics whose payloads were dropped, with how many (made on the first drop: most sessions never lag). */
+  private dropped: Map<string, number> | undefined;
   private waiter: (() => void) | undefined;
   /** Push mode: the scheduler's flush writes straight into this sink. */
   private sink: FrameSink | undefined;
@@ -75,13 +75,13 @@ export class Outbox {
   ) {}
 
   get lagging(): boolean {
-    return this.dropped.size > 0;
+    return this.dropped !== undefined;
   }
 
   push(frame: OutboundFrame): void {
     if (this.ended) return;
     if (frame.droppable) {
-      if (this.dropped.size > 0) return this.drop(frame.topic, 1);
+      if (this.dropped) return this.drop(frame.topic, 1);
       if (this.queue.length >= this.limits.maxFrames || this.queuedBytes + frame.size > this.limits.maxBytes) {
         this.shed();
         return this.drop(frame.topic, 1);
@@ -126,7 +126,7 @@ export class Outbox {
    * undefined when the outbox has ended and is empty, or when `signal` aborts.
    */
   async next(signal: AbortSignal): Promise<OutboundFrame[] | undefined> {
-    while (this.queue.length === 0 && this.dropped.size === 0) {
+    while (this.queue.length === 0 && !this.dropped) {
       if (this.ended) {
         if (this.endError) throw this.endError;
         return undefined;
@@ -149,8 +149,8 @@ export class Outbox {
   release(): void {
     if (this.sink) {
       if (this.paused || this.sinkEnded) return;
-      if (this.queue.length > 0 || this.dropped.size > 0) this.paused = !this.sink.write(this.take());
-      if (this.ended && this.queue.length === 0 && this.dropped.size === 0 && !this.paused) {
+      if (this.queue.length > 0 || this.dropped) this.paused = !this.sink.write(this.take());
+      if (this.ended && this.queue.length === 0 && !this.dropped && !this.paused) {
         this.sinkEnded = true;
         this.sink.end(this.endError);
       }
@@ -170,10 +170,10 @@ export class Outbox {
     this.queue = [];
     this.queuedBytes = 0;
     // The writer is ready for more: the cut-off ends here, with a notice.
-    for (const [topic, count] of this.dropped) {
+    for (const [topic, count] of this.dropped ?? []) {
       batch.push(systemNotice(topic, "system:lagged", { reason: "slow_consumer", dropped: count }));
     }
-    this.dropped.clear();
+    this.dropped = undefined;
     return batch;
   }
 
@@ -193,6 +193,7 @@ export class Outbox {
   }
 
   private drop(topic: string, count: number): void {
+    this.dropped ??= new Map();
     this.dropped.set(topic, (this.dropped.get(topic) ?? 0) + count);
     this.wake();
   }

@@ -39,7 +39,7 @@ export class Session {
   lastSeen = Date.now();
   private closed = false;
   private expiry: NodeJS.Timeout | undefined;
-  readonly publishLimit: RateLimit;
+  private limit: RateLimit | undefined;
 
   constructor(
     private readonly node: ChorusNode,
@@ -49,7 +49,11 @@ export class Session {
     readonly kind: SessionKind,
   ) {
     this.outbox = node.newOutbox();
-    this.publishLimit = new RateLimit(node.config.maxPublishRate);
+  }
+
+  /** Made on the first publish: most connections only listen. */
+  get publishLimit(): RateLimit {
+    return (this.limit ??= new RateLimit(this.node.config.maxPublishRate));
   }
 
   get userId(): string {
