@@ -115,6 +115,19 @@ describe("one port, three protocols", () => {
     }
   });
 
+  it("runs the bidirectional session for JSON clients too (connect-node's path)", async () => {
+    const client = createClient(RealtimeService, createConnectTransport({ baseUrl: server.url, httpVersion: "2", useBinaryFormat: false }));
+    async function* frames() {
+      yield { requestId: 1n, command: { case: "subscribe" as const, value: { topic: "chat/json-bidi" } } };
+      yield { requestId: 2n, command: { case: "publish" as const, value: { topic: "chat/json-bidi", event: "m", data: '{"json":true}' } } };
+    }
+    const seen: string[] = [];
+    for await (const res of client.connect(frames(), { headers: { authorization: "Bearer json-bidi" } })) {
+      for (const f of res.frames) seen.push(f.kind.case === "payload" ? `payload:${f.kind.value.data}` : f.kind.case === "reply" ? `reply:${f.kind.value.requestId}` : f.kind.case!);
+    }
+    expect(seen).toEqual(["welcome", "reply:1", 'payload:{"json":true}', "reply:2"]);
+  });
+
   it("refuses the bidirectional session over HTTP/1.1", async () => {
     const client = createClient(RealtimeService, createConnectTransport({ baseUrl: server.url, httpVersion: "1.1" }));
     async function* none() {}
