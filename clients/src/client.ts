@@ -77,6 +77,7 @@ export class RealtimeClient {
   private lastFrameAt = 0;
   private watchdog: ReturnType<typeof setInterval> | undefined;
   private refreshTimer: ReturnType<typeof setTimeout> | undefined;
+  private connectTimer: ReturnType<typeof setTimeout> | undefined;
 
   constructor(
     private readonly options: RealtimeClientOptions,
@@ -230,6 +231,7 @@ export class RealtimeClient {
       case "welcome": {
         this.welcome = frame.kind.value;
         this.connectedAt = Date.now();
+        clearTimeout(this.connectTimer);
         this.watch(connection, frame.kind.value.heartbeatIntervalMs);
         this.scheduleRefresh();
         this.setStatus("connected");
@@ -256,10 +258,11 @@ export class RealtimeClient {
   }
 
   private armConnectTimeout(connection: SessionConnection): void {
-    const timer = setTimeout(() => {
+    clearTimeout(this.connectTimer);
+    this.connectTimer = setTimeout(() => {
       if (this.connection === connection && !this.welcome) this.giveUp(connection, `no welcome from the server within ${this.options.connectTimeoutMs ?? 10_000} ms`);
     }, this.options.connectTimeoutMs ?? 10_000);
-    unref(timer);
+    unref(this.connectTimer);
   }
 
   /** A connection found dead without any socket saying so: drop it for good and start over. */
@@ -305,6 +308,7 @@ export class RealtimeClient {
   private stopTimers(): void {
     clearInterval(this.watchdog);
     clearTimeout(this.refreshTimer);
+    clearTimeout(this.connectTimer);
     this.watchdog = undefined;
     this.refreshTimer = undefined;
   }
