@@ -1,6 +1,7 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { RealtimeClient } from "./client.js";
 import { positionOf, toHistoryMessage } from "./convert.js";
+import { Listeners } from "./listeners.js";
 import type { HistoryMessage, Listener, Position, PublishOptions, PublishResult, RealtimePayload, SubscribeStatus } from "./types.js";
 
 /**
@@ -8,7 +9,7 @@ import type { HistoryMessage, Listener, Position, PublishOptions, PublishResult,
  * a subscription that survives reconnects, publish and history.
  */
 export class Channel {
-  private readonly listeners = new Map<string, Set<Listener>>();
+  private readonly listeners = new Listeners();
   /** True between subscribe() and unsubscribe(). */
   private wanted = false;
   private joined = false;
@@ -39,14 +40,12 @@ export class Channel {
   }
 
   on<T = any>(event: string, callback: Listener<T>): this {
-    let set = this.listeners.get(event);
-    if (!set) this.listeners.set(event, (set = new Set()));
-    set.add(callback as Listener);
+    this.listeners.add(event, callback as Listener);
     return this;
   }
 
   off<T = any>(event: string, callback: Listener<T>): this {
-    this.listeners.get(event)?.delete(callback as Listener);
+    this.listeners.remove(event, callback as Listener);
     return this;
   }
 
@@ -122,8 +121,7 @@ export class Channel {
       if (this.position && p.epoch === this.position.epoch && p.seq <= this.position.seq) return;
       this.position = p;
     }
-    this.emit(payload.event, payload);
-    this.emit("*", payload);
+    this.listeners.dispatch(payload);
     // The server dropped messages for us (we read too slowly): catch up from our position.
     if (payload.type === "system" && payload.event === "system:lagged" && this.wanted && this.joined) this.resync();
   }
@@ -171,20 +169,5 @@ export class Channel {
       );
     this.joining = attempt;
     attempt.catch(() => {}); // reported through the status callback and ready()
-  }
-
-  private emit(event: string, payload: RealtimePayload): void {
-    const set = this.listeners.get(event);
-    if (!set) return;
-    for (const listener of [...set]) {
-      try {
-        listener(payload);
-      } catch (error) {
-        // One listener's bug must not starve the others or the stream.
-        setTimeout(() => {
-          throw error;
-        });
-      }
-    }
   }
 }

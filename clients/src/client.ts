@@ -3,7 +3,8 @@ import type { ServerFrame, Welcome } from "../../gen/chorus/v1/realtime_pb.js";
 import { Channel } from "./channel.js";
 import { toPayload } from "./convert.js";
 import type { CommandCase, CommandInit, CommandResult, SessionConnection, SessionTransport } from "./session.js";
-import type { ConnectionStatus, Listener, RealtimePayload } from "./types.js";
+import { Listeners } from "./listeners.js";
+import type { ConnectionStatus, Listener } from "./types.js";
 
 /** Timers must not keep a Node process alive on their own; browsers have no unref. */
 function unref(timer: unknown): void {
@@ -72,8 +73,8 @@ export class RealtimeClient {
   private connectedAt = 0;
   /** Waiters for the next Welcome (connect() callers and queued commands). */
   private waiters: Array<{ resolve(): void; reject(e: unknown): void }> = [];
-  /** Listeners for messages sent to this user (SendToUser), by event. */
-  private readonly direct = new Map<string, Set<Listener>>();
+  /** Listeners for messages sent to this user (SendToUser). */
+  private readonly direct = new Listeners();
   private lastFrameAt = 0;
   private watchdog: ReturnType<typeof setInterval> | undefined;
   private refreshTimer: ReturnType<typeof setTimeout> | undefined;
@@ -111,14 +112,12 @@ export class RealtimeClient {
 
   /** Listens for messages a back end sends to this user (SendToUser); `'*'` for all. */
   on<T = any>(event: string, callback: Listener<T>): this {
-    let set = this.direct.get(event);
-    if (!set) this.direct.set(event, (set = new Set()));
-    set.add(callback as Listener);
+    this.direct.add(event, callback as Listener);
     return this;
   }
 
   off<T = any>(event: string, callback: Listener<T>): this {
-    this.direct.get(event)?.delete(callback as Listener);
+    this.direct.remove(event, callback as Listener);
     return this;
   }
 
@@ -243,7 +242,7 @@ export class RealtimeClient {
       }
       case "payload": {
         const payload = frame.kind.value;
-        if (payload.topic === "") this.dispatchDirect(toPayload(payload));
+        if (payload.topic === "") this.direct.dispatch(toPayload(payload));
         else this.channels.get(payload.topic)?.dispatch(toPayload(payload));
         return true;
       }
@@ -311,20 +310,6 @@ export class RealtimeClient {
     clearTimeout(this.connectTimer);
     this.watchdog = undefined;
     this.refreshTimer = undefined;
-  }
-
-  private dispatchDirect(payload: RealtimePayload): void {
-    for (const event of [payload.event, "*"]) {
-      for (const listener of [...(this.direct.get(event) ?? [])]) {
-        try {
-          listener(payload);
-        } catch (error) {
-          setTimeout(() => {
-            throw error;
-          });
-        }
-      }
-    }
   }
 
   private scheduleReconnect(): void {

@@ -1,0 +1,41 @@
+import type { Listener, RealtimePayload } from "./types.js";
+
+/** Listeners by event name, where `'*'` hears every event. */
+export class Listeners {
+  private readonly byEvent = new Map<string, Set<Listener>>();
+
+  add(event: string, listener: Listener): void {
+    let set = this.byEvent.get(event);
+    if (!set) this.byEvent.set(event, (set = new Set()));
+    set.add(listener);
+  }
+
+  remove(event: string, listener: Listener): void {
+    this.byEvent.get(event)?.delete(listener);
+  }
+
+  clear(): void {
+    this.byEvent.clear();
+  }
+
+  /** Calls the payload's event listeners, then the `'*'` ones. */
+  dispatch(payload: RealtimePayload): void {
+    this.call(payload.event, payload);
+    this.call("*", payload);
+  }
+
+  private call(event: string, payload: RealtimePayload): void {
+    const set = this.byEvent.get(event);
+    if (!set) return;
+    for (const listener of [...set]) {
+      try {
+        listener(payload);
+      } catch (error) {
+        // One listener's bug must not starve the others or the stream.
+        setTimeout(() => {
+          throw error;
+        });
+      }
+    }
+  }
+}
