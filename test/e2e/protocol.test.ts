@@ -142,6 +142,45 @@ describe("one port, three protocols", () => {
   });
 });
 
+/** An envelope: [flags][u32 length][body] (the same for Connect, gRPC and gRPC-Web). */
+function envelope(body: Uint8Array, flags = 0, length = body.length): Buffer {
+  const head = Buffer.alloc(5);
+  head[0] = flags;
+  head.writeUInt32BE(length, 1);
+  return Buffer.concat([head, body]);
+}
+
+/**
+ * Sends raw bytes as the request of a Connect-protocol session stream, then
+ * (optionally) ends the request, and returns the response envelopes once
+ * the server has ended its side.
+ */
+async function rawSession(method: "Connect" | "Listen", request: Buffer, endRequest: boolean): Promise<Array<{ flags: number; body: Buffer }>> {
+  const session = http2.connect(server.url);
+  const stream = session.request({ ":method": "POST", ":path": `/chorus.v1.RealtimeService/${method}`, "content-type": "application/connect+proto" });
+  const chunks: Buffer[] = [];
+  stream.on("data", (c: Buffer) => chunks.push(c));
+  // The server ends its side while ours may still be open: wait for 'end', not 'close'.
+  const ended = new Promise<void>((resolve) => stream.on("end", () => resolve()));
+  if (endRequest) stream.end(request);
+  else stream.write(request);
+  await ended;
+  session.close();
+  const envelopes: Array<{ flags: number; body: Buffer }> = [];
+  for (let body = Buffer.concat(chunks); body.length >= 5; ) {
+    const length = body.readUInt32BE(1);
+    envelopes.push({ flags: body[0]!, body: body.subarray(5, 5 + length) });
+    body = body.subarray(5 + length);
+  }
+  return envelopes;
+}
+
+/** The Connect error code of a stream's end-of-stream envelope (flag 0x02), after a Welcome. */
+function endCode(envelopes: Array<{ flags: number; body: Buffer }>): string | undefined {
+  expect(envelopes.map((e) => e.flags)).toEqual([0, 2]);
+  return JSON.parse(envelopes[1]!.body.toString()).error?.code;
+}
+
 describe("malformed frames", () => {
   it("end only the offending session", async () => {
     const bystander = new NodeClient({ url: server.url, token: "bystander" });
@@ -149,39 +188,23 @@ describe("malformed frames", () => {
     bystander.channel("chat/bystander").on("m", ({ data }) => got.push(data)).subscribe();
     await bystander.channel("chat/bystander").ready();
 
-    // A Connect-protocol bidi stream whose second envelope is not a ConnectRequest.
-    const session = http2.connect(server.url);
-    const stream = session.request({
-      ":method": "POST",
-      ":path": "/chorus.v1.RealtimeService/Connect",
-      "content-type": "application/connect+proto",
-    });
-    const envelope = (bytes: Uint8Array) => {
-      const head = Buffer.alloc(5);
-      head.writeUInt32BE(bytes.length, 1);
-      return Buffer.concat([head, bytes]);
-    };
-    const chunks: Buffer[] = [];
-    stream.on("data", (c: Buffer) => chunks.push(c));
-    // The server ends its side; ours is still open, so wait for 'end', not 'close'.
-    const ended = new Promise<void>((resolve) => stream.on("end", () => resolve()));
-    stream.resume();
-    stream.write(envelope(new Uint8Array([0x0a, 0xff, 0xff, 0xff]))); // field 1 with a length past the end
-    await ended;
-    session.close();
-    const envelopes: Array<{ flags: number; body: Buffer }> = [];
-    for (let body = Buffer.concat(chunks); body.length >= 5; ) {
-      const length = body.readUInt32BE(1);
-      envelopes.push({ flags: body[0]!, body: body.subarray(5, 5 + length) });
-      body = body.subarray(5 + length);
-    }
-    // A Welcome first, then the end-of-stream envelope (flag 0x02) with the error.
-    expect(envelopes.map((e) => e.flags)).toEqual([0, 2]);
-    expect(JSON.parse(envelopes[1]!.body.toString()).error.code).toBe("invalid_argument");
+    // A bidi stream whose envelope is not a ConnectRequest: field 1 with a length past the end.
+    expect(endCode(await rawSession("Connect", envelope(new Uint8Array([0x0a, 0xff, 0xff, 0xff])), false))).toBe("invalid_argument");
 
     await bystander.channel("chat/bystander").publish("m", "still here");
     await eventually(() => got.length === 1, "bystander delivery");
     bystander.disconnect();
+  });
+
+  it("answer each framing violation with its code", async () => {
+    // Larger than the read limit (2 x 64 KiB + 64 KiB by default): refused from the length alone.
+    expect(endCode(await rawSession("Connect", envelope(new Uint8Array(0), 0, 10_000_000), false))).toBe("resource_exhausted");
+    // Compressed, though this server offers no compression.
+    expect(endCode(await rawSession("Connect", envelope(new Uint8Array([0x08, 0x01]), 0x01), false))).toBe("unimplemented");
+    // The request ends inside a message.
+    expect(endCode(await rawSession("Connect", envelope(new Uint8Array([0x08]), 0, 4), true))).toBe("invalid_argument");
+    // Listen takes exactly one request message.
+    expect(endCode(await rawSession("Listen", Buffer.concat([envelope(new Uint8Array(0)), envelope(new Uint8Array(0))]), true))).toBe("invalid_argument");
   });
 });
 
