@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from "node:crypto";
-import { closeSync, existsSync, ftruncateSync, mkdirSync, openSync, readFileSync } from "node:fs";
+import { closeSync, existsSync, ftruncateSync, mkdirSync, openSync, readdirSync, readFileSync } from "node:fs";
 import { open, rename, writeFile, type FileHandle } from "node:fs/promises";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { retentionFor, type Retention, type RetentionRule } from "./retention.js";
 
 /** One persisted message as the memory engine keeps it. */
@@ -59,12 +59,24 @@ export interface HistoryPage {
  */
 export class FileHistory {
   private readonly logs = new Map<string, TopicLog>();
+  /** File names of topics with history on disk (names are hashes: see fileOf). */
+  private readonly files: Set<string>;
 
   constructor(
     private readonly dir: string,
     private readonly retention: readonly RetentionRule[],
   ) {
     mkdirSync(dir, { recursive: true });
+    // This process is the only writer of its data directory: list it once,
+    // so asking about a topic without history costs no I/O.
+    this.files = new Set(readdirSync(dir).filter((name) => name.endsWith(".jsonl")));
+  }
+
+  /** The topic's log if it has any history, without creating one. */
+  private existing(topic: string): TopicLog | undefined {
+    const log = this.logs.get(topic);
+    if (log) return log;
+    return this.files.has(basename(this.fileOf(topic))) ? this.log(topic) : undefined;
   }
 
   append(topic: string, message: Omit<StoredMessage, "seq" | "createdAt">): { stored: StoredMessage; epoch: string; written: Promise<void> } {
@@ -73,13 +85,11 @@ export class FileHistory {
 
   query(topic: string, query: HistoryQuery): HistoryPage {
     // A topic nobody ever persisted to gets no file and no cache entry.
-    const log = this.logs.get(topic) ?? (existsSync(this.fileOf(topic)) ? this.log(topic) : undefined);
-    return log?.query(query) ?? { messages: [], epoch: "", lastSeq: 0, hasMore: false };
+    return this.existing(topic)?.query(query) ?? { messages: [], epoch: "", lastSeq: 0, hasMore: false };
   }
 
   since(topic: string, seq: number, limit: number): Recovery {
-    const log = this.logs.get(topic) ?? (existsSync(this.fileOf(topic)) ? this.log(topic) : undefined);
-    return log?.since(seq, limit) ?? { messages: [], epoch: "", firstSeq: 1, lastSeq: 0 };
+    return this.existing(topic)?.since(seq, limit) ?? { messages: [], epoch: "", firstSeq: 1, lastSeq: 0 };
   }
 
   /** Waits for every pending write and closes the files. */
