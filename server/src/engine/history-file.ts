@@ -101,7 +101,9 @@ export class FileHistory {
   private log(topic: string): TopicLog {
     let log = this.logs.get(topic);
     if (!log) {
-      log = new TopicLog(topic, this.fileOf(topic), retentionFor(this.retention, topic));
+      const file = this.fileOf(topic);
+      log = new TopicLog(topic, file, retentionFor(this.retention, topic));
+      this.files.add(basename(file));
       this.logs.set(topic, log);
     }
     return log;
