@@ -23,6 +23,7 @@ export interface RunningChorus {
 /** Starts a node and its one port (Connect, gRPC and gRPC-Web over HTTP/1.1 and h2c). */
 export async function startChorus(config: ChorusConfig, log: Logger): Promise<RunningChorus> {
   const node = new ChorusNode(config, log);
+  await node.engine.start();
   const shutdown = new AbortController();
   // connect-node links every call's signal to this one: thousands of
   // streams are normal here, not a listener leak.

@@ -2,13 +2,16 @@ import { randomBytes } from "node:crypto";
 import { readKeyMaterial, type AuthConfig } from "./auth.js";
 import { parseGrants, type Grants } from "./permissions.js";
 import { parseRetention, type RetentionRule } from "./engine/retention.js";
+import { natsConfigFromEnv, type NatsConfig } from "./engine/nats/connection.js";
 
 /** Everything a Chorus node can be told; every field has an embedded default. */
 export interface ChorusConfig {
   /** TCP port; 0 picks a free one (the log line says which). */
   port: number;
   host: string;
-  engine: "memory";
+  engine: "memory" | "nats";
+  /** How the nats engine reaches NATS (ignored by the memory engine). */
+  nats: NatsConfig;
   /** Where the memory engine keeps persisted history. */
   dataDir: string;
   nodeId: string;
@@ -46,6 +49,7 @@ export const defaultConfig = (): ChorusConfig => ({
   port: 8080,
   host: "0.0.0.0",
   engine: "memory",
+  nats: natsConfigFromEnv({}),
   dataDir: "./.chorus",
   nodeId: randomBytes(4).toString("hex"),
   maxPayloadBytes: 64 * 1024,
@@ -85,9 +89,11 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): ChorusConfi
   config.port = int("PORT", 0) ?? config.port;
   config.host = env.HOST || config.host;
   const engine = env.CHORUS_ENGINE || "memory";
-  if (engine !== "memory") {
-    throw new Error(`CHORUS_ENGINE=${engine} is not supported; use "memory"`);
+  if (engine !== "memory" && engine !== "nats") {
+    throw new Error(`CHORUS_ENGINE=${engine} is not supported; use "memory" (embedded) or "nats" (with NATS_URL)`);
   }
+  config.engine = engine;
+  config.nats = natsConfigFromEnv(env);
   config.dataDir = env.CHORUS_DATA_DIR || config.dataDir;
   config.nodeId = env.CHORUS_NODE_ID || config.nodeId;
   config.maxPayloadBytes = int("CHORUS_MAX_PAYLOAD_BYTES", 1) ?? config.maxPayloadBytes;
@@ -102,6 +108,10 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): ChorusConfi
   config.heartbeatIntervalMs = int("CHORUS_HEARTBEAT_MS", 100) ?? config.heartbeatIntervalMs;
   config.shutdownGraceMs = int("CHORUS_SHUTDOWN_GRACE_MS", 0) ?? config.shutdownGraceMs;
   if (env.CHORUS_RETENTION) config.retention = parseRetention(env.CHORUS_RETENTION);
+  if (engine === "nats" && (config.retention.length !== 1 || config.retention[0]!.pattern !== "**")) {
+    // One JetStream stream holds every topic, and its limits apply to each subject alike.
+    throw new Error(`CHORUS_RETENTION=${env.CHORUS_RETENTION}: the nats engine keeps one retention for every topic; give a single rule such as **=count:10000,age:30d`);
+  }
   if (env.CHORUS_CORS_ORIGINS) {
     config.corsOrigins = env.CHORUS_CORS_ORIGINS.split(",").map((o) => o.trim()).filter(Boolean);
   }

@@ -4,7 +4,7 @@ import {
   ServerFrameSchema,
   type ServerFrame,
 } from "../../gen/chorus/v1/realtime_pb.js";
-import { PayloadType, RealtimePayloadSchema } from "../../gen/chorus/v1/payload_pb.js";
+import { PayloadType, RealtimePayloadSchema, type RealtimePayload } from "../../gen/chorus/v1/payload_pb.js";
 
 /**
  * A server frame encoded once and shared by every session that sends it.
@@ -41,9 +41,20 @@ export function encodeFrame(frame: ServerFrame, droppable = false, topic = "", s
   };
 }
 
-/** A persisted message as the payload frame subscribers receive. */
-export function storedFrame(topic: string, epoch: string, m: { seq: number; id: string; event: string; data: string; userId: string; connectionId: string; createdAt: number }): OutboundFrame {
-  const payload = create(RealtimePayloadSchema, {
+/** The fields of a persisted message, as engines store and replay it. */
+export interface StoredFields {
+  seq: number;
+  id: string;
+  event: string;
+  data: string;
+  userId: string;
+  connectionId: string;
+  createdAt: number;
+}
+
+/** A persisted (seq > 0) or ephemeral (seq 0) message as subscribers receive it. */
+export function storedPayload(topic: string, epoch: string, m: StoredFields): RealtimePayload {
+  return create(RealtimePayloadSchema, {
     type: PayloadType.EVENT,
     topic,
     event: m.event,
@@ -55,7 +66,30 @@ export function storedFrame(topic: string, epoch: string, m: { seq: number; id: 
     seq: BigInt(m.seq),
     epoch,
   });
-  return encodeFrame(frameOf({ kind: { case: "payload", value: payload } }), true, topic, m.seq);
+}
+
+/** The inverse of storedPayload. */
+export function storedFields(p: RealtimePayload): StoredFields {
+  return { seq: Number(p.seq), id: p.id, event: p.event, data: p.data, userId: p.userId, connectionId: p.connectionId, createdAt: Number(p.timestamp) };
+}
+
+/** A topic's payload frame: may be dropped for a lagging subscriber, who is then told. */
+export function topicFrame(payload: RealtimePayload): OutboundFrame {
+  return encodeFrame(frameOf({ kind: { case: "payload", value: payload } }), true, payload.topic, Number(payload.seq));
+}
+
+/** A persisted message as the payload frame subscribers receive. */
+export function storedFrame(topic: string, epoch: string, m: StoredFields): OutboundFrame {
+  return topicFrame(storedPayload(topic, epoch, m));
+}
+
+/** A message sent to a user: no topic; never dropped as lag, like a reply. */
+export function userPayload(m: { id: string; event: string; data: string; timestamp: number }): RealtimePayload {
+  return create(RealtimePayloadSchema, { type: PayloadType.EVENT, topic: "", event: m.event, data: m.data, timestamp: BigInt(m.timestamp), id: m.id });
+}
+
+export function userFrame(payload: RealtimePayload): OutboundFrame {
+  return encodeFrame(frameOf({ kind: { case: "payload", value: payload } }));
 }
 
 export function frameOf(init: MessageInitShape<typeof ServerFrameSchema>): ServerFrame {

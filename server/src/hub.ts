@@ -1,62 +1,93 @@
+import type { Engine } from "./engine/engine.js";
 import type { OutboundFrame } from "./frames.js";
 import type { Session } from "./session.js";
 
+/** What the hub tells the engine about this node's interest. */
+export type Interest = Pick<Engine, "watch" | "unwatch" | "watchUser" | "unwatchUser">;
+
 /**
- * This node's subscriptions: which local sessions receive which topic.
- * Delivery appends one shared, already-encoded frame to each subscriber's
- * outbox; it never awaits and never encodes per subscriber.
+ * This node's subscriptions: which local sessions receive which topic, and
+ * which users have sessions here. Delivery appends one shared,
+ * already-encoded frame to each subscriber's outbox; it never awaits and
+ * never encodes per subscriber. The engine is told when a topic or user
+ * gains its first local session and loses its last.
  */
 export class Hub {
   private readonly subscribers = new Map<string, Set<Session>>();
   /** Sessions catching up on a topic: its live frames wait here until their replay is out. */
   private readonly recovering = new Map<string, Map<Session, OutboundFrame[]>>();
-
-  beginRecovery(topic: string, session: Session): void {
-    let waiting = this.recovering.get(topic);
-    if (!waiting) this.recovering.set(topic, (waiting = new Map()));
-    waiting.set(session, []);
-  }
-
-  /** The live frames that arrived meanwhile, in order. */
-  endRecovery(topic: string, session: Session): OutboundFrame[] {
-    const waiting = this.recovering.get(topic);
-    const frames = waiting?.get(session) ?? [];
-    waiting?.delete(session);
-    if (waiting?.size === 0) this.recovering.delete(topic);
-    return frames;
-  }
-
   /** Every session of each user, for messages sent to a user rather than a topic. */
   private readonly users = new Map<string, Set<Session>>();
 
+  constructor(private readonly interest: Interest) {}
+
+  /** Buffers the topic's live frames for the session until endRecovery. */
+  beginRecovery(topic: string, session: Session): void {
+    let waiting = this.recovering.get(topic);
+    if (!waiting) {
+      const watched = this.subscribers.has(topic);
+      this.recovering.set(topic, (waiting = new Map()));
+      if (!watched) this.interest.watch(topic);
+    }
+    waiting.set(session, []);
+  }
+
+  /**
+   * Ends a session's recovery: with `join`, the session becomes a subscriber
+   * in the same step, so the topic stays watched throughout. Returns the
+   * live frames that arrived meanwhile, in order.
+   */
+  endRecovery(topic: string, session: Session, join: boolean): OutboundFrame[] {
+    if (join) this.add(topic, session);
+    const waiting = this.recovering.get(topic);
+    const frames = waiting?.get(session) ?? [];
+    waiting?.delete(session);
+    if (waiting?.size === 0) {
+      this.recovering.delete(topic);
+      this.unwatchIfUnused(topic);
+    }
+    return frames;
+  }
+
   addUser(session: Session): void {
     let set = this.users.get(session.userId);
-    if (!set) this.users.set(session.userId, (set = new Set()));
+    if (!set) {
+      this.users.set(session.userId, (set = new Set()));
+      this.interest.watchUser(session.userId);
+    }
     set.add(session);
   }
 
   removeUser(session: Session): void {
     const set = this.users.get(session.userId);
     if (!set?.delete(session)) return;
-    if (set.size === 0) this.users.delete(session.userId);
+    if (set.size === 0) {
+      this.users.delete(session.userId);
+      this.interest.unwatchUser(session.userId);
+    }
   }
 
   deliverToUser(userId: string, frame: OutboundFrame): void {
     for (const session of this.users.get(userId) ?? []) session.outbox.push(frame);
   }
 
-  add(topic: string, session: Session): boolean {
+  private add(topic: string, session: Session): void {
     let set = this.subscribers.get(topic);
-    if (!set) this.subscribers.set(topic, (set = new Set()));
-    if (set.has(session)) return false;
+    if (!set) {
+      const watched = this.recovering.has(topic);
+      this.subscribers.set(topic, (set = new Set()));
+      if (!watched) this.interest.watch(topic);
+    }
     set.add(session);
-    return true;
   }
 
   remove(topic: string, session: Session): boolean {
     const set = this.subscribers.get(topic);
     if (!set?.delete(session)) return false;
-    if (set.size === 0) this.subscribers.delete(topic);
+    if (set.size === 0) {
+      this.subscribers.delete(topic);
+      this.unwatchIfUnused(topic);
+    }
     return true;
   }
 
@@ -69,5 +100,9 @@ export class Hub {
 
   subscriberCount(topic: string): number {
     return this.subscribers.get(topic)?.size ?? 0;
+  }
+
+  private unwatchIfUnused(topic: string): void {
+    if (!this.subscribers.has(topic) && !this.recovering.has(topic)) this.interest.unwatch(topic);
   }
 }

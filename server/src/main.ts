@@ -25,7 +25,8 @@ const backends = node.apiKeys.developmentMode
   : config.apiKeys.length > 0
     ? "ServerService needs an API key"
     : "ServerService CLOSED until CHORUS_API_KEYS is set";
-log.info(`Chorus listening on ${chorus.url} (engine: memory, data: ${resolve(config.dataDir)}; ${users}; ${backends})`, {
+const engine = config.engine === "nats" ? `nats at ${config.nats.servers.join(",")}` : `memory, data: ${resolve(config.dataDir)}`;
+log.info(`Chorus listening on ${chorus.url} (engine: ${engine}; ${users}; ${backends})`, {
   url: chorus.url,
   port: chorus.port,
   engine: config.engine,

@@ -1,6 +1,6 @@
 import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { HistoryMessageSchema, PayloadType, RealtimePayloadSchema, StreamPositionSchema, type StreamPosition } from "../../gen/chorus/v1/payload_pb.js";
+import { HistoryMessageSchema, StreamPositionSchema, type StreamPosition } from "../../gen/chorus/v1/payload_pb.js";
 import {
   GetHistoryResponseSchema,
   PingResponseSchema,
@@ -18,7 +18,7 @@ import { ApiKeys, createAuthenticator, type Authenticator, type Identity } from 
 import { Permissions } from "./permissions.js";
 import type { ChorusConfig } from "./config.js";
 import type { Engine, PublishResult } from "./engine/engine.js";
-import { MemoryEngine } from "./engine/memory.js";
+import { createEngine } from "./engine/create.js";
 import { encodeFrame, frameOf } from "./frames.js";
 import { Hub } from "./hub.js";
 import { IdGenerator, secretId } from "./ids.js";
@@ -44,7 +44,7 @@ const RESERVED_EVENT_PREFIXES = ["presence:", "system:"];
  * thin adapters from Connect calls onto the methods here.
  */
 export class ChorusNode {
-  readonly hub = new Hub();
+  readonly hub: Hub;
   readonly engine: Engine;
   readonly apiKeys: ApiKeys;
   readonly auth: Authenticator;
@@ -58,7 +58,11 @@ export class ChorusNode {
     readonly config: ChorusConfig,
     private readonly log: Logger,
   ) {
-    this.engine = new MemoryEngine(config.dataDir, config.retention, this.ids, (topic, frame) => this.hub.deliver(topic, frame));
+    this.engine = createEngine(config, this.ids, log, {
+      toTopic: (topic, frame) => this.hub.deliver(topic, frame),
+      toUser: (userId, frame) => this.hub.deliverToUser(userId, frame),
+    });
+    this.hub = new Hub(this.engine);
     this.auth = createAuthenticator(config.auth);
     this.apiKeys = new ApiKeys(config.apiKeys, this.auth.developmentMode);
     this.permissions = new Permissions(config.permissions, this.auth.developmentMode);
@@ -160,9 +164,7 @@ export class ChorusNode {
     checkEvent(req.event, this.config);
     const data = checkData(req.data, this.config);
     const id = this.ids.next();
-    const payload = create(RealtimePayloadSchema, { type: PayloadType.EVENT, topic: "", event: req.event, data, timestamp: BigInt(Date.now()), id });
-    // Encoded once for all of the user's connections; replies-class (never dropped as lag).
-    this.hub.deliverToUser(req.userId, encodeFrame(frameOf({ kind: { case: "payload", value: payload } })));
+    this.engine.sendToUser({ userId: req.userId, id, event: req.event, data, timestamp: Date.now() });
     return create(SendToUserResponseSchema, { id });
   }
 

@@ -20,6 +20,7 @@ import { askJoinHook } from "./join-hook.js";
 import { Outbox } from "./outbox.js";
 import { RateLimit } from "./rate-limit.js";
 import { checkTopic } from "./topic.js";
+import type { Recovery } from "./engine/engine.js";
 
 export type SessionKind = "connect" | "listen";
 
@@ -96,47 +97,53 @@ export class Session {
     }
     const { joinHookUrl, joinHookTimeoutMs } = this.node.config;
     const join = joinHookUrl ? await askJoinHook(joinHookUrl, joinHookTimeoutMs, { userId: this.userId, topic: req.topic, connectionId: this.connectionId }) : undefined;
-    if (req.since) return this.recoverAndJoin(req.topic, Number(req.since.seq), req.since.epoch, join?.data ?? "");
-    // Position first, then join the fan-out: nothing published after the
-    // reported position is missed.
-    const page = await this.node.engine.history(req.topic, { limit: 0, before: 0, beforeSeq: 0 });
-    if (this.closed) throw new ConnectError("session has ended", Code.NotFound);
-    this.topics.add(req.topic);
-    this.node.hub.add(req.topic, this);
-    return create(SubscribeResponseSchema, {
-      topic: req.topic,
-      position: create(StreamPositionSchema, { seq: BigInt(page.lastSeq), epoch: page.epoch }),
-      joinData: join?.data ?? "",
-    });
+    return this.join(req.topic, req.since ? { seq: Number(req.since.seq), epoch: req.since.epoch } : undefined, join?.data ?? "");
   }
 
   /**
-   * Joins a topic from a position: persisted messages after it are replayed
-   * in order, then live traffic, with nothing lost or repeated in between
-   * (live frames wait in the hub while the replay is read). A position
-   * older than what is retained, or from another epoch, is answered with a
-   * SYSTEM "system:history_gap" notice before whatever is still there.
-   * Subscribing again with a position re-synchronises an existing subscription.
+   * Joins a topic, from a position when the client has one: persisted
+   * messages after it are replayed in order, then live traffic, with
+   * nothing lost or repeated in between (live frames wait in the hub while
+   * the replay is read). Without a position the client starts at the
+   * topic's current position, found the same way so that nothing published
+   * after it is missed. A position older than what is retained, or from
+   * another epoch, is answered with a SYSTEM "system:history_gap" notice
+   * before whatever is still there. Subscribing again re-synchronises an
+   * existing subscription.
    */
-  private async recoverAndJoin(topic: string, seq: number, epoch: string, joinData: string): Promise<SubscribeResponse> {
-    const hub = this.node.hub;
-    hub.remove(topic, this);
+  private async join(topic: string, since: { seq: number; epoch: string } | undefined, joinData: string): Promise<SubscribeResponse> {
+    const { hub, engine } = this.node;
     hub.beginRecovery(topic, this);
-    let recovery;
+    hub.remove(topic, this);
+    let seq: number;
+    let recovery: Recovery;
     try {
-      recovery = await this.node.engine.since(topic, seq, RECOVERY_LIMIT);
-      if (epoch !== "" && recovery.epoch !== "" && epoch !== recovery.epoch) {
-        this.send(systemNotice(topic, "system:history_gap", { reason: "history_reset", epoch: recovery.epoch }));
-        seq = 0;
-        recovery = await this.node.engine.since(topic, 0, RECOVERY_LIMIT);
+      await engine.live(topic);
+      if (since) {
+        seq = since.seq;
+        recovery = await engine.since(topic, seq, RECOVERY_LIMIT);
+        if (since.epoch !== "" && recovery.epoch !== "" && since.epoch !== recovery.epoch) {
+          this.send(systemNotice(topic, "system:history_gap", { reason: "history_reset", epoch: recovery.epoch }));
+          seq = 0;
+          recovery = await engine.since(topic, 0, RECOVERY_LIMIT);
+        }
+      } else {
+        const page = await engine.history(topic, { limit: 0, before: 0, beforeSeq: 0 });
+        seq = page.lastSeq;
+        recovery = { messages: [], epoch: page.epoch, firstSeq: page.lastSeq + 1, lastSeq: page.lastSeq };
       }
     } catch (error) {
-      hub.endRecovery(topic, this);
+      hub.endRecovery(topic, this, false);
       throw error;
     }
-    // From here to hub.add nothing awaits: no live message can slip between.
-    const live = hub.endRecovery(topic, this);
-    if (this.closed) throw new ConnectError("session has ended", Code.NotFound);
+    if (this.closed) {
+      hub.endRecovery(topic, this, false);
+      throw new ConnectError("session has ended", Code.NotFound);
+    }
+    // The session joins the fan-out here, and everything below runs before
+    // any later live frame can be delivered: nothing slips in between.
+    const live = hub.endRecovery(topic, this, true);
+    this.topics.add(topic);
     let recovered = true;
     if (seq + 1 < recovery.firstSeq) {
       recovered = false;
@@ -157,8 +164,6 @@ export class Session {
         last = Math.max(last, frame.seq);
       }
     }
-    this.topics.add(topic);
-    hub.add(topic, this);
     return create(SubscribeResponseSchema, {
       topic,
       position: create(StreamPositionSchema, { seq: BigInt(Math.max(last, recovery.lastSeq)), epoch: recovery.epoch }),

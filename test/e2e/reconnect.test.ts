@@ -3,6 +3,7 @@ import type { RealtimeClient } from "../../clients/src/client.js";
 import type { RealtimePayload } from "../../clients/src/types.js";
 import { NodeClient, transports } from "../helpers/clients.js";
 import { LoopbackProxy } from "../helpers/proxy.js";
+import { testEngines } from "../helpers/nats.js";
 import { eventually, serverForSuite, sleep } from "../helpers/server.js";
 
 /** The server's session count once it has stopped changing. */
@@ -17,8 +18,10 @@ async function settledSessions(url: string): Promise<number> {
   }
 }
 
-describe("connections that heal themselves", () => {
-  const server = serverForSuite({ CHORUS_MAX_PUBLISH_RATE: "0", CHORUS_HEARTBEAT_MS: "500" });
+const engines = await testEngines("reconnect");
+
+describe.each(engines)("connections that heal themselves, on the $name engine", (engine) => {
+  const server = serverForSuite({ ...engine.env(), CHORUS_MAX_PUBLISH_RATE: "0", CHORUS_HEARTBEAT_MS: "500" });
   let proxy: LoopbackProxy;
   beforeAll(async () => {
     proxy = await LoopbackProxy.start(server.port);

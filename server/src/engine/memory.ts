@@ -1,6 +1,6 @@
-import { storedFrame } from "../frames.js";
+import { storedFrame, userFrame, userPayload } from "../frames.js";
 import type { IdGenerator } from "../ids.js";
-import type { Deliver, Engine, HistoryPage, HistoryQuery, PublishInput, PublishResult, Recovery } from "./engine.js";
+import type { Delivery, Engine, HistoryPage, HistoryQuery, PublishInput, PublishResult, Recovery, UserMessage } from "./engine.js";
 import { FileHistory } from "./history-file.js";
 import type { RetentionRule } from "./retention.js";
 
@@ -22,11 +22,13 @@ export class MemoryEngine implements Engine {
     dataDir: string,
     retention: readonly RetentionRule[],
     private readonly ids: IdGenerator,
-    private readonly deliver: Deliver,
+    private readonly delivery: Delivery,
   ) {
     this.store = new FileHistory(dataDir, retention);
     this.sweep = setInterval(() => this.forgetOldIds(), DEDUP_WINDOW_MS / 4).unref();
   }
+
+  async start(): Promise<void> {}
 
   publish(input: PublishInput): Promise<PublishResult> {
     const dedupKey = input.persist && input.id ? `${input.topic}\u0000${input.id}` : "";
@@ -51,7 +53,7 @@ export class MemoryEngine implements Engine {
       result = { id, seq: 0, epoch: "", timestamp: Date.now() };
     }
 
-    this.deliver(
+    this.delivery.toTopic(
       input.topic,
       storedFrame(input.topic, result.epoch, {
         seq: result.seq,
@@ -65,6 +67,17 @@ export class MemoryEngine implements Engine {
     );
     return written ? written.then(() => result) : Promise.resolve(result);
   }
+
+  sendToUser(message: UserMessage): void {
+    this.delivery.toUser(message.userId, userFrame(userPayload(message)));
+  }
+
+  // Delivery is a direct call from publish: every topic and user is always "watched".
+  watch(): void {}
+  async live(): Promise<void> {}
+  unwatch(): void {}
+  watchUser(): void {}
+  unwatchUser(): void {}
 
   async history(topic: string, query: HistoryQuery): Promise<HistoryPage> {
     return this.store.query(topic, query);

@@ -1,0 +1,186 @@
+import { fromBinary } from "@bufbuild/protobuf";
+import { DeliverPolicy, DiscardPolicy, RetentionPolicy, StorageType, type JetStreamClient, type JetStreamManager, type MsgRequest, type StreamConfig } from "@nats-io/jetstream";
+import { RealtimePayloadSchema, type RealtimePayload } from "../../../../gen/chorus/v1/payload_pb.js";
+import { storedFields } from "../../frames.js";
+import type { HistoryPage, HistoryQuery, Recovery, StoredMessage } from "../engine.js";
+import type { Retention } from "../retention.js";
+import type { Subjects } from "./subjects.js";
+
+/** A stored message with where it sits in the stream. */
+export interface Located {
+  /** The stream-wide sequence (JetStream's). */
+  streamSeq: number;
+  /** The topic's own position (Chorus'): contiguous within the topic. */
+  seq: number;
+  epoch: string;
+  createdAt: number;
+  payload: RealtimePayload;
+}
+
+const NS_PER_MS = 1_000_000;
+const DEDUP_WINDOW_MS = 2 * 60_000;
+/** Messages asked of a consumer at once when reading a range. */
+const READ_BATCH = 1000;
+
+/**
+ * The JetStream stream that holds every topic's persisted messages, one
+ * subject per topic. Each message body is the RealtimePayload subscribers
+ * receive, carrying its topic position (`seq`, contiguous per topic, and
+ * `epoch`). Because positions are contiguous and the stream keeps a suffix
+ * of each subject, the message at a position, or at a time, is found by
+ * interpolation search over stream sequences: a few lookups even when the
+ * topic holds 100 000 messages.
+ *
+ * Reads go to the stream leader (STREAM.MSG.GET, consumers), never to a
+ * replica that may lag behind an acknowledged publish.
+ */
+export class MessageStream {
+  constructor(
+    private readonly js: JetStreamClient,
+    private readonly jsm: JetStreamManager,
+    private readonly subjects: Subjects,
+  ) {}
+
+  /** Creates the stream or brings an existing one to this configuration. */
+  async ensure(retention: Retention, replicas: number): Promise<"created" | "updated"> {
+    const config: Partial<StreamConfig> & { name: string } = {
+      name: this.subjects.stream,
+      subjects: [this.subjects.allStored],
+      retention: RetentionPolicy.Limits,
+      storage: StorageType.File,
+      discard: DiscardPolicy.Old,
+      max_msgs_per_subject: retention.maxMessages,
+      max_age: retention.maxAgeMs * NS_PER_MS,
+      duplicate_window: Math.min(DEDUP_WINDOW_MS, retention.maxAgeMs) * NS_PER_MS,
+      num_replicas: replicas,
+      republish: { src: this.subjects.allStored, dest: this.subjects.allLive },
+    };
+    const existing = await this.jsm.streams.info(this.subjects.stream).catch((error: { code?: number }) => {
+      if (error.code === 404 || /not found/i.test(String(error))) return undefined;
+      throw error;
+    });
+    if (!existing) {
+      await this.jsm.streams.add(config);
+      return "created";
+    }
+    await this.jsm.streams.update(this.subjects.stream, { ...existing.config, ...config });
+    return "updated";
+  }
+
+  /** The topic's newest message. */
+  last(topic: string): Promise<Located | undefined> {
+    return this.get({ last_by_subj: this.subjects.stored(topic) });
+  }
+
+  /** The topic's first message at or after a stream sequence. */
+  firstFrom(topic: string, streamSeq: number): Promise<Located | undefined> {
+    // STREAM.MSG.GET takes next_by_subj since NATS 2.9; the client's type predates it.
+    return this.get({ seq: Math.max(1, streamSeq), next_by_subj: this.subjects.stored(topic) } as unknown as MsgRequest);
+  }
+
+  async at(streamSeq: number): Promise<Located | undefined> {
+    return this.get({ seq: streamSeq });
+  }
+
+  async history(topic: string, { limit, before, beforeSeq }: HistoryQuery): Promise<HistoryPage> {
+    const last = await this.last(topic);
+    if (!last) return { messages: [], epoch: "", lastSeq: 0, hasMore: false };
+    const page: HistoryPage = { messages: [], epoch: last.epoch, lastSeq: last.seq, hasMore: false };
+    if (limit === 0) return { ...page, hasMore: true };
+    const first = (await this.firstFrom(topic, 1))!;
+    let end = last.seq + 1; // exclusive
+    if (beforeSeq > 0) end = Math.min(end, beforeSeq);
+    if (before > 0 && last.createdAt >= before) {
+      end = Math.min(end, first.createdAt >= before ? first.seq : (await this.search(topic, (m) => m.createdAt, before, first, last)).seq);
+    }
+    const start = Math.max(first.seq, end - limit);
+    if (start >= end) return { ...page, hasMore: false };
+    const from = await this.locate(topic, start, first, last);
+    const messages = await this.read(topic, from, end - start);
+    return { ...page, messages: messages.filter((m) => m.seq < end).reverse(), hasMore: start > first.seq };
+  }
+
+  /** Messages after `seq`, oldest first, at most `limit`, with the retained range. */
+  async since(topic: string, seq: number, limit: number): Promise<Recovery> {
+    const last = await this.last(topic);
+    if (!last) return { messages: [], epoch: "", firstSeq: 1, lastSeq: 0 };
+    const first = (await this.firstFrom(topic, 1))!;
+    const recovery: Recovery = { messages: [], epoch: last.epoch, firstSeq: first.seq, lastSeq: last.seq };
+    const start = Math.max(seq + 1, first.seq);
+    if (start > last.seq || limit === 0) return recovery;
+    const from = await this.locate(topic, start, first, last);
+    recovery.messages = await this.read(topic, from, Math.min(limit, last.seq - start + 1));
+    return recovery;
+  }
+
+  /** The stream sequence of the topic's message at position `seq` (first.seq <= seq <= last.seq). */
+  private async locate(topic: string, seq: number, first: Located, last: Located): Promise<number> {
+    if (seq === first.seq) return first.streamSeq;
+    if (seq === last.seq) return last.streamSeq;
+    return (await this.search(topic, (m) => m.seq, seq, first, last)).streamSeq;
+  }
+
+  /**
+   * The topic's first message whose key (seq or createdAt, both increasing
+   * along the stream) is >= target, given messages below and at-or-above it.
+   * Interpolates between the bounds, bisecting every other step so the
+   * worst case stays logarithmic.
+   */
+  private async search(topic: string, key: (m: Located) => number, target: number, below: Located, above: Located): Promise<Located> {
+    let lo = below;
+    let hi = above;
+    // No message of the topic lies in [limit, hi.streamSeq) that we have not seen.
+    let limit = hi.streamSeq;
+    for (let step = 0; limit - lo.streamSeq > 1; step++) {
+      const span = limit - lo.streamSeq;
+      const estimate =
+        step % 2 === 0
+          ? lo.streamSeq + Math.ceil(((target - key(lo)) / (key(hi) - key(lo))) * (hi.streamSeq - lo.streamSeq))
+          : lo.streamSeq + Math.floor(span / 2);
+      const probe = Math.min(limit - 1, Math.max(lo.streamSeq + 1, estimate));
+      const m = await this.firstFrom(topic, probe);
+      if (!m || m.streamSeq >= limit) limit = probe;
+      else if (key(m) < target) lo = m;
+      else {
+        hi = m;
+        limit = m.streamSeq;
+      }
+    }
+    return hi;
+  }
+
+  /** Up to `count` of the topic's messages from a stream sequence on, oldest first. */
+  private async read(topic: string, fromStreamSeq: number, count: number): Promise<StoredMessage[]> {
+    const consumer = await this.js.consumers.get(this.subjects.stream, {
+      filter_subjects: this.subjects.stored(topic),
+      deliver_policy: DeliverPolicy.StartSequence,
+      opt_start_seq: fromStreamSeq,
+    });
+    const out: StoredMessage[] = [];
+    try {
+      while (out.length < count) {
+        const batch = await consumer.fetch({ max_messages: Math.min(READ_BATCH, count - out.length), expires: 2_000 });
+        let drained = false;
+        for await (const m of batch) {
+          out.push(storedFields(fromBinary(RealtimePayloadSchema, m.data)));
+          // Nothing more is stored yet: do not wait for the fetch to expire.
+          if (m.info.pending === 0 || out.length === count) {
+            drained = true;
+            batch.stop();
+          }
+        }
+        if (drained || batch.getReceived() === 0) break;
+      }
+    } finally {
+      await consumer.delete().catch(() => undefined);
+    }
+    return out;
+  }
+
+  private async get(query: MsgRequest): Promise<Located | undefined> {
+    const m = await this.jsm.streams.getMessage(this.subjects.stream, query);
+    if (!m) return undefined;
+    const payload = fromBinary(RealtimePayloadSchema, m.data);
+    return { streamSeq: m.seq, seq: Number(payload.seq), epoch: payload.epoch, createdAt: Number(payload.timestamp), payload };
+  }
+}
