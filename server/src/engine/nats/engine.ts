@@ -53,9 +53,10 @@ export class NatsEngine implements Engine {
     const nc = await connectWithRetry(this.config, `chorus-${this.nodeId}`, this.log, this.stopping.signal);
     this.nc = nc;
     this.connected = true;
-    const js = (this.js = jetstream(nc, { timeout: this.config.publishTimeoutMs }));
-    const jsm = await jetstreamManager(nc, { timeout: this.config.publishTimeoutMs });
-    this.stream = new MessageStream(js, jsm, this.subjects);
+    this.js = jetstream(nc, { timeout: this.config.publishTimeoutMs });
+    // Not checkAPI: a cluster still electing its leader would fail the start; ensureStream retries instead.
+    const jsm = await jetstreamManager(nc, { timeout: this.config.publishTimeoutMs, checkAPI: false });
+    this.stream = new MessageStream(jsm, this.subjects);
     await this.ensureStream();
     void this.followStatus(nc);
     // A new stream leader may have been elected mid-republish: look for gaps.

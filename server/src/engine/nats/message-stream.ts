@@ -1,5 +1,5 @@
 import { fromBinary } from "@bufbuild/protobuf";
-import { DeliverPolicy, DiscardPolicy, RetentionPolicy, StorageType, type JetStreamClient, type JetStreamManager, type MsgRequest, type StreamConfig } from "@nats-io/jetstream";
+import { DiscardPolicy, RetentionPolicy, StorageType, type JetStreamManager, type MsgRequest, type StreamConfig } from "@nats-io/jetstream";
 import { RealtimePayloadSchema, type RealtimePayload } from "../../../../gen/chorus/v1/payload_pb.js";
 import { storedFields } from "../../frames.js";
 import type { HistoryPage, HistoryQuery, Recovery, StoredMessage } from "../engine.js";
@@ -19,8 +19,9 @@ export interface Located {
 
 const NS_PER_MS = 1_000_000;
 const DEDUP_WINDOW_MS = 2 * 60_000;
-/** Messages asked of a consumer at once when reading a range. */
-const READ_BATCH = 1000;
+/** Lookups in flight at once when reading a range of messages. */
+const MAX_WALKERS = 32;
+const MESSAGES_PER_WALKER = 8;
 
 /**
  * The JetStream stream that holds every topic's persisted messages, one
@@ -31,12 +32,11 @@ const READ_BATCH = 1000;
  * interpolation search over stream sequences: a few lookups even when the
  * topic holds 100 000 messages.
  *
- * Reads go to the stream leader (STREAM.MSG.GET, consumers), never to a
- * replica that may lag behind an acknowledged publish.
+ * Reads go to the stream leader (STREAM.MSG.GET), never to a replica that
+ * may lag behind an acknowledged publish.
  */
 export class MessageStream {
   constructor(
-    private readonly js: JetStreamClient,
     private readonly jsm: JetStreamManager,
     private readonly subjects: Subjects,
   ) {}
@@ -95,9 +95,8 @@ export class MessageStream {
     }
     const start = Math.max(first.seq, end - limit);
     if (start >= end) return { ...page, hasMore: false };
-    const from = await this.locate(topic, start, first, last);
-    const messages = await this.read(topic, from, end - start);
-    return { ...page, messages: messages.filter((m) => m.seq < end).reverse(), hasMore: start > first.seq };
+    const messages = await this.read(topic, first, last, start, end - 1);
+    return { ...page, messages: messages.reverse(), hasMore: start > first.seq };
   }
 
   /** Messages after `seq`, oldest first, at most `limit`, with the retained range. */
@@ -108,16 +107,15 @@ export class MessageStream {
     const recovery: Recovery = { messages: [], epoch: last.epoch, firstSeq: first.seq, lastSeq: last.seq };
     const start = Math.max(seq + 1, first.seq);
     if (start > last.seq || limit === 0) return recovery;
-    const from = await this.locate(topic, start, first, last);
-    recovery.messages = await this.read(topic, from, Math.min(limit, last.seq - start + 1));
+    recovery.messages = await this.read(topic, first, last, start, Math.min(last.seq, start + limit - 1));
     return recovery;
   }
 
-  /** The stream sequence of the topic's message at position `seq` (first.seq <= seq <= last.seq). */
-  private async locate(topic: string, seq: number, first: Located, last: Located): Promise<number> {
-    if (seq === first.seq) return first.streamSeq;
-    if (seq === last.seq) return last.streamSeq;
-    return (await this.search(topic, (m) => m.seq, seq, first, last)).streamSeq;
+  /** The topic's message at position `seq` (first.seq <= seq <= last.seq). */
+  private async locate(topic: string, seq: number, first: Located, last: Located): Promise<Located> {
+    if (seq === first.seq) return first;
+    if (seq === last.seq) return last;
+    return this.search(topic, (m) => m.seq, seq, first, last);
   }
 
   /**
@@ -149,30 +147,28 @@ export class MessageStream {
     return hi;
   }
 
-  /** Up to `count` of the topic's messages from a stream sequence on, oldest first. */
-  private async read(topic: string, fromStreamSeq: number, count: number): Promise<StoredMessage[]> {
-    const consumer = await this.js.consumers.get(this.subjects.stream, {
-      filter_subjects: this.subjects.stored(topic),
-      deliver_policy: DeliverPolicy.StartSequence,
-      opt_start_seq: fromStreamSeq,
-    });
-    const out: StoredMessage[] = [];
-    try {
-      while (out.length < count) {
-        const batch = await consumer.fetch({ max_messages: Math.min(READ_BATCH, count - out.length), expires: 2_000 });
-        let drained = false;
-        for await (const m of batch) {
-          out.push(storedFields(fromBinary(RealtimePayloadSchema, m.data)));
-          // Nothing more is stored yet: do not wait for the fetch to expire.
-          if (m.info.pending === 0 || out.length === count) {
-            drained = true;
-            batch.stop();
-          }
-        }
-        if (drained || batch.getReceived() === 0) break;
-      }
-    } finally {
-      await consumer.delete().catch(() => undefined);
+  /**
+   * The topic's messages from position `from` to `to` (inclusive), oldest
+   * first. Each message is one lookup on the stream leader, so the range is
+   * cut into stretches of the stream walked side by side. (An ephemeral
+   * consumer would stream them, but on NATS 2.9 it may be placed on a
+   * replica that is down, and then its creation hangs until a timeout.)
+   */
+  private async read(topic: string, first: Located, last: Located, from: number, to: number): Promise<StoredMessage[]> {
+    const [start, end] = await Promise.all([this.locate(topic, from, first, last), this.locate(topic, to, first, last)]);
+    const count = to - from + 1;
+    const walkers = Math.max(1, Math.min(MAX_WALKERS, Math.ceil(count / MESSAGES_PER_WALKER)));
+    const span = end.streamSeq - start.streamSeq + 1;
+    const bounds = Array.from({ length: walkers + 1 }, (_, i) => start.streamSeq + Math.floor((i * span) / walkers));
+    const stretches = await Promise.all(bounds.slice(0, -1).map((at, i) => this.walk(topic, i === 0 ? start : undefined, at, bounds[i + 1]!)));
+    return stretches.flat().map((m) => storedFields(m.payload));
+  }
+
+  /** The topic's messages in stream sequences [from, until), oldest first. */
+  private async walk(topic: string, known: Located | undefined, from: number, until: number): Promise<Located[]> {
+    const out: Located[] = [];
+    for (let m = known ?? (await this.firstFrom(topic, from)); m && m.streamSeq < until; m = await this.firstFrom(topic, m.streamSeq + 1)) {
+      out.push(m);
     }
     return out;
   }
