@@ -20,8 +20,8 @@ export interface Located {
 const NS_PER_MS = 1_000_000;
 const DEDUP_WINDOW_MS = 2 * 60_000;
 /** Lookups in flight at once when reading a range of messages. */
-const MAX_WALKERS = 32;
-const MESSAGES_PER_WALKER = 8;
+const MAX_WALKERS = 64;
+const MESSAGES_PER_WALKER = 2;
 
 /**
  * The JetStream stream that holds every topic's persisted messages, one
@@ -83,11 +83,13 @@ export class MessageStream {
   }
 
   async history(topic: string, { limit, before, beforeSeq }: HistoryQuery): Promise<HistoryPage> {
-    const last = await this.last(topic);
-    if (!last) return { messages: [], epoch: "", lastSeq: 0, hasMore: false };
+    if (limit === 0) {
+      const last = await this.last(topic);
+      return { messages: [], epoch: last?.epoch ?? "", lastSeq: last?.seq ?? 0, hasMore: last !== undefined };
+    }
+    const [first, last] = await this.ends(topic);
+    if (!first || !last) return { messages: [], epoch: "", lastSeq: 0, hasMore: false };
     const page: HistoryPage = { messages: [], epoch: last.epoch, lastSeq: last.seq, hasMore: false };
-    if (limit === 0) return { ...page, hasMore: true };
-    const first = (await this.firstFrom(topic, 1))!;
     let end = last.seq + 1; // exclusive
     if (beforeSeq > 0) end = Math.min(end, beforeSeq);
     if (before > 0 && last.createdAt >= before) {
@@ -101,14 +103,18 @@ export class MessageStream {
 
   /** Messages after `seq`, oldest first, at most `limit`, with the retained range. */
   async since(topic: string, seq: number, limit: number): Promise<Recovery> {
-    const last = await this.last(topic);
-    if (!last) return { messages: [], epoch: "", firstSeq: 1, lastSeq: 0 };
-    const first = (await this.firstFrom(topic, 1))!;
+    const [first, last] = await this.ends(topic);
+    if (!first || !last) return { messages: [], epoch: "", firstSeq: 1, lastSeq: 0 };
     const recovery: Recovery = { messages: [], epoch: last.epoch, firstSeq: first.seq, lastSeq: last.seq };
     const start = Math.max(seq + 1, first.seq);
     if (start > last.seq || limit === 0) return recovery;
     recovery.messages = await this.read(topic, first, last, start, Math.min(last.seq, start + limit - 1));
     return recovery;
+  }
+
+  /** The topic's oldest and newest retained messages. */
+  private ends(topic: string): Promise<[Located | undefined, Located | undefined]> {
+    return Promise.all([this.firstFrom(topic, 1), this.last(topic)]);
   }
 
   /** The topic's message at position `seq` (first.seq <= seq <= last.seq). */
