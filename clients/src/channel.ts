@@ -1,5 +1,5 @@
 import { Code, ConnectError } from "@connectrpc/connect";
-import type { RealtimeClient } from "./client.js";
+import { reconnectDelay, type RealtimeClient } from "./client.js";
 import { positionOf, toHistoryMessage } from "./convert.js";
 import { Listeners } from "./listeners.js";
 import type { HistoryMessage, Listener, Position, PublishOptions, PublishResult, RealtimePayload, SubscribeStatus } from "./types.js";
@@ -18,6 +18,9 @@ export class Channel {
   /** The newest persisted position seen on this channel. */
   private position: Position | undefined;
   private joinDataValue: unknown;
+  /** A join the server could not serve for now (UNAVAILABLE) is tried again on this timer. */
+  private retryTimer: ReturnType<typeof setTimeout> | undefined;
+  private retries = 0;
 
   constructor(
     private readonly client: RealtimeClient,
@@ -70,6 +73,7 @@ export class Channel {
   /** Stops receiving this topic and removes every listener. */
   async unsubscribe(): Promise<void> {
     const wasJoined = this.joined || this.joining !== undefined;
+    this.cancelRetry();
     this.wanted = false;
     this.joined = false;
     this.joining = undefined;
@@ -128,6 +132,7 @@ export class Channel {
 
   /** @internal The session dropped: the subscription is gone until it is restored. */
   connectionLost(): void {
+    this.cancelRetry();
     this.joined = false;
     this.joining = undefined;
   }
@@ -135,6 +140,19 @@ export class Channel {
   /** @internal A new session is up: restore the subscription. */
   connectionRestored(): void {
     if (this.wanted && !this.joined && !this.joining) this.join();
+  }
+
+  private retryLater(): void {
+    this.cancelRetry();
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined;
+      if (this.wanted && !this.joined && !this.joining) this.join();
+    }, reconnectDelay(this.retries++));
+  }
+
+  private cancelRetry(): void {
+    clearTimeout(this.retryTimer);
+    this.retryTimer = undefined;
   }
 
   private resync(): void {
@@ -155,14 +173,18 @@ export class Channel {
           if (!this.position && reply.position) this.position = { seq: Number(reply.position.seq), epoch: reply.position.epoch };
           this.joining = undefined;
           this.joined = true;
+          this.retries = 0;
           this.onStatus?.("SUBSCRIBED");
         },
         (error: unknown) => {
           const e = ConnectError.from(error);
           if (this.joining !== attempt) return;
           this.joining = undefined;
-          // A refusal is final; a lost session is retried when it comes back.
+          // A refusal is final; a lost session is retried when it comes back;
+          // a server that cannot serve the topic right now (its message
+          // broker is away) is asked again, backing off, on the same session.
           if (e.code !== Code.Unavailable && e.code !== Code.Canceled) this.wanted = false;
+          else if (e.code === Code.Unavailable && this.client.status === "connected") this.retryLater();
           this.onStatus?.("CHANNEL_ERROR", e);
           throw e;
         },

@@ -74,12 +74,21 @@ describe.skipIf(!installed)("the NATS engine under faults (private nats-server p
     expect(Date.now() - started).toBeLessThan(1000);
     // The clients' own sessions with the node stay up throughout.
     expect(listener.status).toBe("connected");
+    // A subscription asked for now cannot start yet: it says so, and is tried again by itself.
+    const late: number[] = [];
+    const lateStatus: string[] = [];
+    listener.channel("chat/outage-late").on("m", ({ data }) => late.push(data)).subscribe((s) => lateStatus.push(s));
+    expect(await codeOf(listener.channel("chat/outage-late").ready())).toBe("Unavailable");
 
     await nats.start();
     await eventually(() => node.output().includes("NATS connection back"), "the node to reconnect", 10_000);
     for (let n = 1; n <= 3; n++) await publisher.channel(topic).publish("m", n, { persist: true });
     await eventually(() => got.length === 4, "delivery after the restart", 5_000);
     expect(got).toEqual([0, 1, 2, 3]);
+    await eventually(() => listener.channel("chat/outage-late").subscribed, "the late subscription to start", 10_000);
+    await publisher.channel("chat/outage-late").publish("m", 7, { persist: true });
+    await eventually(() => late.length === 1, "delivery on the late subscription");
+    expect(lateStatus).toEqual(["CHANNEL_ERROR", "SUBSCRIBED"]);
     expect((await publisher.channel(topic).getHistory()).map((m) => m.data)).toEqual([3, 2, 1, 0]);
   });
 

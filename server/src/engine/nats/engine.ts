@@ -158,8 +158,13 @@ export class NatsEngine implements Engine {
     clearInterval(this.sweep);
     for (const feed of this.feeds.values()) feed.stop();
     this.feeds.clear();
-    // Let acknowledged work reach the server before the connection goes.
-    await this.nc?.drain().catch(() => this.nc?.close());
+    // Let what is queued reach the server before the connection goes, but
+    // never wait long for a server that is away.
+    const nc = this.nc;
+    if (!nc || nc.isClosed()) return;
+    const drained = nc.drain().catch(() => undefined);
+    await Promise.race([drained, new Promise((resolve) => setTimeout(resolve, 2_000).unref())]);
+    if (!nc.isClosed()) await nc.close();
   }
 
   private get store(): MessageStream {
