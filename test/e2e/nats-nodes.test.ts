@@ -61,6 +61,27 @@ describe.skipIf(!available)("two Chorus nodes on one NATS act as one server", ()
     sdkB.close();
   });
 
+  it("publishers on both nodes racing on one topic get contiguous, distinct positions, each in its own order", async () => {
+    const topic = "chat/race";
+    const onA = new NodeClient({ url: a.url, token: "ann" });
+    const onB = new NodeClient({ url: b.url, token: "ben" });
+    const send = (client: NodeClient, who: string) =>
+      Promise.all(Array.from({ length: 200 }, (_, n) => client.channel(topic).publish("m", { who, n }, { persist: true })));
+    const [fromA, fromB] = await Promise.all([send(onA, "a"), send(onB, "b")]);
+    const seqs = [...fromA, ...fromB].map((r) => r.position!.seq).sort((x, y) => x - y);
+    expect(seqs).toEqual(Array.from({ length: 400 }, (_, k) => k + 1));
+    // Each publisher's messages are stored in the order it sent them.
+    for (const results of [fromA, fromB]) {
+      const mine = results.map((r) => r.position!.seq);
+      expect(mine).toEqual([...mine].sort((x, y) => x - y));
+    }
+    const history = await onA.channel(topic).getHistory(1000);
+    expect(history).toHaveLength(400);
+    expect(history.map((m) => m.seq)).toEqual(Array.from({ length: 400 }, (_, k) => 400 - k));
+    onA.disconnect();
+    onB.disconnect();
+  });
+
   it("messages sent to a user reach the user's connections on every node", async () => {
     const onA = new NodeClient({ url: a.url, token: "cleo" });
     const onB = new NodeClient({ url: b.url, token: "cleo" });
