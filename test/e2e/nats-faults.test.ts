@@ -50,6 +50,25 @@ describe.skipIf(!installed)("the NATS engine under faults (private nats-server p
     client.disconnect();
   });
 
+  it("passes credentials through, and brings the stream to the configured retention at start-up", async () => {
+    const nats = await NatsServer.create("auth", undefined, ["--auth", "s3cret-token"]);
+    cleanup.push(() => nats.destroy());
+    await nats.start();
+    const topic = "chat/retained";
+    const first = await chorusOn([nats.url], { NATS_TOKEN: "s3cret-token", CHORUS_RETENTION: "**=count:5" });
+    const client = new NodeClient({ url: first.url });
+    for (let n = 0; n < 8; n++) await client.channel(topic).publish("m", n, { persist: true });
+    expect((await client.channel(topic).getHistory()).map((m) => m.data)).toEqual([7, 6, 5, 4, 3]);
+    client.disconnect();
+    await first.stop();
+
+    const second = await chorusOn([nats.url], { NATS_TOKEN: "s3cret-token", CHORUS_RETENTION: "**=count:3" });
+    expect(second.output()).toContain("faults-messages updated");
+    const again = new NodeClient({ url: second.url });
+    expect((await again.channel(topic).getHistory()).map((m) => m.data)).toEqual([7, 6, 5]);
+    again.disconnect();
+  });
+
   it("NATS stopped under a running node: publishes fail fast with UNAVAILABLE; after NATS restarts, the node recovers by itself", async () => {
     const nats = await NatsServer.create("restart");
     cleanup.push(() => nats.destroy());

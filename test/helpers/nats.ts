@@ -90,7 +90,7 @@ export class NatsServer {
   }
 
   /** A standalone server, or one member of a cluster (see startCluster). */
-  static async create(name: string, cluster?: { port: number; routes: number[] }): Promise<NatsServer> {
+  static async create(name: string, cluster?: { port: number; routes: number[] }, extraArgs: string[] = []): Promise<NatsServer> {
     const port = await freePort();
     const storeDir = mkdtempSync(join(tmpdir(), `chorus-nats-${name}-`));
     const args = ["-a", "127.0.0.1", "-p", String(port), "-js", "-sd", storeDir, "-n", name];
@@ -98,7 +98,7 @@ export class NatsServer {
       args.push("--cluster_name", "chorus-test", "--cluster", `nats://127.0.0.1:${cluster.port}`);
       args.push("--routes", cluster.routes.map((p) => `nats://127.0.0.1:${p}`).join(","));
     }
-    return new NatsServer(name, port, args, storeDir);
+    return new NatsServer(name, port, [...args, ...extraArgs], storeDir);
   }
 
   async start(): Promise<void> {
