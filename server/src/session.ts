@@ -145,15 +145,19 @@ export class Session {
     const live = hub.endRecovery(topic, this, true);
     this.topics.add(topic);
     let recovered = true;
-    if (seq + 1 < recovery.firstSeq) {
-      recovered = false;
-      this.send(systemNotice(topic, "system:history_gap", { reason: "older_than_retained", missed_from: seq + 1, missed_to: recovery.firstSeq - 1 }));
-    }
     let last = seq;
+    // Whatever is missing before a message (trimmed by retention, even while
+    // the replay was read) is announced, never skipped silently.
+    const gap = (missedTo: number) => {
+      recovered = false;
+      this.send(systemNotice(topic, "system:history_gap", { reason: "older_than_retained", missed_from: last + 1, missed_to: missedTo }));
+    };
     for (const m of recovery.messages) {
+      if (m.seq > last + 1) gap(m.seq - 1);
       this.send(storedFrame(topic, recovery.epoch, m));
       last = m.seq;
     }
+    if (recovery.messages.length === 0 && recovery.firstSeq > last + 1 && recovery.lastSeq > last) gap(recovery.firstSeq - 1);
     if (recovery.messages.length === RECOVERY_LIMIT && last < recovery.lastSeq) {
       recovered = false;
       this.send(systemNotice(topic, "system:history_gap", { reason: "too_far_behind", missed_from: last + 1, missed_to: recovery.lastSeq }));

@@ -43,7 +43,7 @@ describe.each(engines)("positions and recovery on the $name engine", (engine) =>
     await eventually(() => client.status === "reconnecting", "reconnecting");
     // 25 more while away; only the newest 10 are retained (positions 19 to 28).
     for (let n = 3; n < 28; n++) await publisher.channel(topic).publish("m", n, { persist: true });
-    await eventually(() => client.status === "connected", "connected again", 10_000);
+    await eventually(() => client.status === "connected" && client.channel(topic).subscribed, "subscribed again", 10_000);
     await publisher.channel(topic).publish("m", 28, { persist: true });
     await eventually(() => got.length >= 3 + 1 + 11, "the notice, the retained ten and one live", 10_000);
     await sleep(100);

@@ -119,7 +119,7 @@ export class NatsEngine implements Engine {
       this.nc,
       { last: (t) => this.store.last(t), since: (t, seq, limit) => this.store.since(t, seq, limit) },
       (frame) => this.delivery.toTopic(topic, frame),
-      (payload) => this.writers.get(topic)?.observe({ streamSeq: 0, seq: Number(payload.seq), epoch: payload.epoch, createdAt: Number(payload.timestamp) }),
+      (payload, streamSeq) => this.writers.get(topic)?.observe({ streamSeq, seq: Number(payload.seq), epoch: payload.epoch, createdAt: Number(payload.timestamp) }),
       (message, error) => this.log.error(message, { error: String(error) }),
     );
     this.feeds.set(topic, feed);

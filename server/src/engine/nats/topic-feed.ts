@@ -39,7 +39,7 @@ export class TopicFeed {
     private readonly nc: NatsConnection,
     private readonly source: FeedSource,
     private readonly deliver: (frame: OutboundFrame) => void,
-    private readonly observed: (payload: RealtimePayload) => void,
+    private readonly observed: (payload: RealtimePayload, streamSeq: number) => void,
     private readonly logError: (message: string, error: unknown) => void,
   ) {}
 
@@ -66,7 +66,8 @@ export class TopicFeed {
     this.subscription ??= this.nc.subscribe(this.subject, {
       callback: (error, msg) => {
         if (error) return this.logError(`live subscription of "${this.topic}" failed`, error);
-        this.receive(msg.data);
+        // The stream's republish says where the message is stored: a writer on this node can append after it without a lookup.
+        this.receive(msg.data, Number(msg.headers?.get("Nats-Sequence") || 0));
       },
     });
     // Once the server has the interest, every message stored later reaches us.
@@ -79,7 +80,7 @@ export class TopicFeed {
     this.release();
   }
 
-  private receive(bytes: Uint8Array): void {
+  private receive(bytes: Uint8Array, streamSeq: number): void {
     if (this.stopped) return;
     let payload: RealtimePayload;
     try {
@@ -88,7 +89,7 @@ export class TopicFeed {
       return this.logError(`undecodable message on "${this.subject}"`, error);
     }
     if (payload.seq === 0n) return this.deliver(topicFrame(payload)); // ephemeral: best effort, no order to keep
-    this.observed(payload);
+    if (streamSeq > 0) this.observed(payload, streamSeq);
     if (this.state !== "live") {
       this.held.push(payload);
       return;
@@ -131,13 +132,17 @@ export class TopicFeed {
           this.lastSeq = 0;
           continue;
         }
-        if (recovery.firstSeq > this.lastSeq + 1 && recovery.lastSeq > this.lastSeq) {
-          this.deliver(systemNotice(this.topic, "system:history_gap", { reason: "older_than_retained", missed_from: this.lastSeq + 1, missed_to: recovery.firstSeq - 1 }));
-        }
+        const gap = (missedTo: number) =>
+          this.deliver(systemNotice(this.topic, "system:history_gap", { reason: "older_than_retained", missed_from: this.lastSeq + 1, missed_to: missedTo }));
         for (const m of recovery.messages) {
           if (m.seq <= this.lastSeq) continue;
+          if (m.seq > this.lastSeq + 1) gap(m.seq - 1);
           this.lastSeq = m.seq;
           this.deliver(storedFrame(this.topic, recovery.epoch, m));
+        }
+        if (recovery.messages.length === 0 && recovery.firstSeq > this.lastSeq + 1 && recovery.lastSeq > this.lastSeq) {
+          gap(recovery.firstSeq - 1);
+          this.lastSeq = recovery.lastSeq;
         }
         if (recovery.messages.length < FILL_LIMIT || this.lastSeq >= recovery.lastSeq) break;
       }
