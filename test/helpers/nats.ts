@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { createServer, Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { afterAll } from "vitest";
 
 /** The NATS server these machines run (with JetStream). */
 export const SHARED_NATS_URL = process.env.NATS_URL || "nats://127.0.0.1:4222";
@@ -41,9 +42,24 @@ export function natsServerInstalled(): boolean {
 }
 
 let prefixCounter = 0;
-/** Subjects and stream of their own, so suites sharing one NATS never see each other. */
+/** Streams this test file made on the shared NATS: deleted once its suites are done. */
+const sharedStreams = new Set<string>();
+afterAll(async () => {
+  if (sharedStreams.size === 0) return;
+  const { connect } = await import("@nats-io/transport-node");
+  const { jetstreamManager } = await import("@nats-io/jetstream");
+  const nc = await connect({ servers: SHARED_NATS_URL });
+  const jsm = await jetstreamManager(nc);
+  for (const stream of sharedStreams) await jsm.streams.delete(stream).catch(() => undefined);
+  sharedStreams.clear();
+  await nc.close();
+});
+
+/** Subjects and a stream of their own on the shared NATS, so suites never see each other (and leave nothing behind). */
 export function uniquePrefix(label: string): string {
-  return `t${process.pid}-${label}-${Date.now().toString(36)}-${++prefixCounter}`;
+  const prefix = `t${process.pid}-${label}-${Date.now().toString(36)}-${++prefixCounter}`;
+  sharedStreams.add(`${prefix}-messages`);
+  return prefix;
 }
 
 /** Server environment for a node on the NATS engine. */
