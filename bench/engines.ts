@@ -9,6 +9,7 @@ import { cpus, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { createServer } from "node:net";
 import { RealtimeClient } from "../clients/src/node.js";
+import { currentCommit } from "./commit.js";
 import { Histogram } from "./load/histogram.js";
 
 const ROOT = resolve(import.meta.dirname, "..");
@@ -160,7 +161,7 @@ const nsVersion = spawnSync("nats-server", ["--version"], { encoding: "utf8" }).
 const md = [
   `# Chorus engines benchmark (${quick ? "quick" : "full"}), ${date.slice(0, 10)}`,
   "",
-  `Machine: ${machine}; ${nsVersion} (private, JetStream file storage, R1), everything on loopback.`,
+  `Commit ${currentCommit(ROOT)}. Machine: ${machine}; ${nsVersion} (private, JetStream file storage, R1), everything on loopback.`,
   `Latency: ${LATENCY_MESSAGES} messages at ${LATENCY_RATE}/s, clients in the benchmark process; memory: publisher and subscriber on one node; NATS: publisher on node B, subscriber on node A.`,
   `History: one topic filled with ${HISTORY_MESSAGES} messages, then ${HISTORY_QUERIES} newest pages and ${HISTORY_QUERIES} pages back from random times, timed at the client (round trip included).`,
   "",
@@ -172,7 +173,7 @@ const md = [
 const dir = join(ROOT, "bench/results");
 mkdirSync(dir, { recursive: true });
 const stamp = `${date.slice(0, 10)}-engines-${quick ? "quick" : "full"}`;
-writeFileSync(join(dir, `${stamp}.json`), JSON.stringify({ date, quick, machine, nats: nsVersion, rows }, null, 2) + "\n");
+writeFileSync(join(dir, `${stamp}.json`), JSON.stringify({ date, quick, commit: currentCommit(ROOT), machine, nats: nsVersion, rows }, null, 2) + "\n");
 writeFileSync(join(dir, `${stamp}.md`), md);
 console.log(`results: bench/results/${stamp}.md`);
 process.exit(0);

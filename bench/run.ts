@@ -2,7 +2,8 @@
 // Runs each scenario against Chorus and its peers (Socket.IO, a raw HTTP/2
 // server that batches like Chorus), with load generators in their own
 // processes on loopback, and prints one table with Chorus' ratios.
-import { execFileSync, fork, spawn, type ChildProcess } from "node:child_process";
+import { fork, spawn, type ChildProcess } from "node:child_process";
+import { currentCommit } from "./commit.js";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, tmpdir, totalmem } from "node:os";
 import { join, resolve } from "node:path";
@@ -240,14 +241,6 @@ function result(s: Scenario, kind: ServerKind, h: Histogram, received: number, s
 
 // ---------- report ----------
 
-function commit(): string {
-  try {
-    return execFileSync("git", ["rev-parse", "--short", "HEAD"], { cwd: ROOT, encoding: "utf8" }).trim();
-  } catch {
-    return "unknown";
-  }
-}
-
 function versions(): Record<string, string> {
   const v = (p: string) => JSON.parse(readFileSync(join(ROOT, "node_modules", p, "package.json"), "utf8")).version as string;
   return { node: process.version, "@connectrpc/connect-node": v("@connectrpc/connect-node"), "@bufbuild/protobuf": v("@bufbuild/protobuf"), "socket.io": v("socket.io") };
@@ -284,7 +277,7 @@ for (const scenario of scenarios) {
 }
 
 const machine = { cpus: `${cpus().length} × ${cpus()[0]?.model ?? "?"}`, memoryGiB: Math.round(totalmem() / 2 ** 30), kernel: readFileSync("/proc/sys/kernel/osrelease", "utf8").trim() };
-const report = { date: started.toISOString(), mode: quick ? "quick" : "full", commit: commit(), machine, versions: versions(), scenarios: scenarios.map(({ name, what }) => ({ name, what })), results };
+const report = { date: started.toISOString(), mode: quick ? "quick" : "full", commit: currentCommit(ROOT), machine, versions: versions(), scenarios: scenarios.map(({ name, what }) => ({ name, what })), results };
 const md = [
   `# Chorus benchmark (${report.mode}), ${report.date.slice(0, 10)}`,
   "",
