@@ -21,7 +21,7 @@ const NS_PER_MS = 1_000_000;
 const DEDUP_WINDOW_MS = 2 * 60_000;
 /** Lookups in flight at once when reading a range of messages. */
 const MAX_WALKERS = 64;
-const MESSAGES_PER_WALKER = 2;
+const MESSAGES_PER_WALKER = 1;
 
 /**
  * The JetStream stream that holds every topic's persisted messages, one
@@ -173,8 +173,11 @@ export class MessageStream {
   /** The topic's messages in stream sequences [from, until), oldest first. */
   private async walk(topic: string, known: Located | undefined, from: number, until: number): Promise<Located[]> {
     const out: Located[] = [];
-    for (let m = known ?? (await this.firstFrom(topic, from)); m && m.streamSeq < until; m = await this.firstFrom(topic, m.streamSeq + 1)) {
+    for (let m = known ?? (await this.firstFrom(topic, from)); m && m.streamSeq < until; ) {
       out.push(m);
+      // The stretch ends here: no lookup needed to know there is nothing more in it.
+      if (m.streamSeq + 1 >= until) break;
+      m = await this.firstFrom(topic, m.streamSeq + 1);
     }
     return out;
   }
