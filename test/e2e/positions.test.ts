@@ -1,4 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createClient } from "@connectrpc/connect";
+import { createConnectTransport } from "@connectrpc/connect-node";
+import { RealtimeService } from "../../gen/chorus/v1/realtime_pb.js";
 import type { RealtimePayload } from "../../clients/src/types.js";
 import { NodeClient } from "../helpers/clients.js";
 import { testEngines } from "../helpers/nats.js";
@@ -27,6 +30,24 @@ describe.each(engines)("positions and recovery on the $name engine", (engine) =>
     expect((await a.channel(topic).publish("typing", true)).position).toBeUndefined();
     a.disconnect();
     b.disconnect();
+  });
+
+  it("pages history back by position as well as by time, with the topic's position and hasMore", async () => {
+    const topic = "chat/paging";
+    const publisher = new NodeClient({ url: server.url });
+    for (let n = 0; n < 8; n++) await publisher.channel(topic).publish("m", n, { persist: true });
+    publisher.disconnect();
+    // Retention keeps the newest 10 of a topic; these 8 are all there.
+    const rpc = createClient(RealtimeService, createConnectTransport({ baseUrl: server.url, httpVersion: "1.1" }));
+    const page = await rpc.getHistory({ topic, limit: 3, beforeSeq: 6n });
+    expect(page.messages.map((m) => Number(m.seq))).toEqual([5, 4, 3]);
+    expect(page.hasMore).toBe(true);
+    expect(page.position?.seq).toBe(8n);
+    const rest = await rpc.getHistory({ topic, limit: 3, beforeSeq: 3n });
+    expect(rest.messages.map((m) => JSON.parse(m.data))).toEqual([1, 0]);
+    expect(rest.hasMore).toBe(false);
+    const byTime = await rpc.getHistory({ topic, limit: 2, before: page.messages[0]!.createdAt });
+    expect(byTime.messages.map((m) => Number(m.seq))).toEqual([4, 3]);
   });
 
   it("tells a client whose gap reaches past retained history, then delivers what is still there and continues live", async () => {
