@@ -9,6 +9,7 @@ import { cpus, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { createServer } from "node:net";
 import { RealtimeClient } from "../clients/src/node.js";
+import { buildServer, SERVER_BUNDLE } from "../server/build.mjs";
 import { currentCommit } from "./commit.js";
 import { Histogram } from "./load/histogram.js";
 
@@ -48,7 +49,7 @@ async function nats(): Promise<string> {
 
 async function chorus(env: Record<string, string>): Promise<{ url: string; child: ChildProcess }> {
   const dataDir = mkdtempSync(join(tmpdir(), "chorus-bench-"));
-  const child = spawn(process.execPath, ["--import", "tsx", "server/src/main.ts"], {
+  const child = spawn(process.execPath, ["--enable-source-maps", SERVER_BUNDLE], {
     cwd: ROOT,
     env: { ...process.env, PORT: "0", HOST: "127.0.0.1", CHORUS_DATA_DIR: dataDir, CHORUS_MAX_PUBLISH_RATE: "0", CHORUS_RETENTION: "**=count:200000,age:1d", ...env },
     stdio: ["ignore", "pipe", "inherit"],
@@ -124,6 +125,7 @@ async function history(url: string): Promise<{ fillSeconds: number; newest: Hist
   return { fillSeconds, newest, paged };
 }
 
+await buildServer();
 const natsUrl = await nats();
 const prefix = `bench${Date.now().toString(36)}`;
 const natsEnv = { CHORUS_ENGINE: "nats", NATS_URL: natsUrl, CHORUS_NATS_PREFIX: prefix };

@@ -3,6 +3,7 @@
 // server that batches like Chorus), with load generators in their own
 // processes on loopback, and prints one table with Chorus' ratios.
 import { fork, spawn, type ChildProcess } from "node:child_process";
+import { buildServer, SERVER_BUNDLE } from "../server/build.mjs";
 import { currentCommit } from "./commit.js";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, tmpdir, totalmem } from "node:os";
@@ -29,6 +30,8 @@ interface Scenario {
   memberRate?: number;
   durationMs: number;
   idle?: boolean;
+  /** Also measured the way browsers connect (Listen over HTTP/1.1), shown without ratios. */
+  browserShape?: boolean;
 }
 
 const seconds = (full: number, fast: number) => (quick ? fast : full) * 1000;
@@ -37,7 +40,7 @@ const allScenarios: Scenario[] = [
   ...(quick && !only?.includes("broadcast-5000") ? [] : [{ name: "broadcast-5000", what: "1 publisher → 5000 subscribers, one topic, as fast as accepted", connections: 5000, roomSize: 0, publisher: { mode: "window" as const, window: 32 }, durationMs: seconds(8, 4) }]),
   { name: "steady-1000", what: "1 publisher at 100 msg/s → 1000 subscribers", connections: 1000, roomSize: 0, publisher: { mode: "rate", perSecond: 100 }, durationMs: seconds(10, 4) },
   { name: `rooms-${quick ? 1000 : 5000}`, what: `${quick ? 1000 : 5000} connections in rooms of 10, each publishing 1 msg/s`, connections: quick ? 1000 : 5000, roomSize: 10, memberRate: 1, durationMs: seconds(10, 4) },
-  { name: `idle-${quick ? 2000 : 10000}`, what: `${quick ? 2000 : 10000} idle subscribed connections`, connections: quick ? 2000 : 10000, roomSize: 1, durationMs: 2000, idle: true },
+  { name: `idle-${quick ? 2000 : 10000}`, what: `${quick ? 2000 : 10000} idle subscribed connections`, connections: quick ? 2000 : 10000, roomSize: 1, durationMs: 2000, idle: true, browserShape: true },
 ];
 const scenarios = allScenarios.filter((s) => !only || only.some((o) => s.name.startsWith(o)));
 
@@ -58,18 +61,20 @@ interface Result {
 
 // ---------- processes ----------
 
-const SERVER_ENTRY: Record<ServerKind, string> = {
-  chorus: "server/src/main.ts",
-  "chorus-listen": "server/src/main.ts",
-  socketio: "bench/servers/socketio.ts",
-  h2: "bench/servers/h2-raw.ts",
+// Chorus runs as `npm start` runs it: the compiled bundle. The peers are
+// single files run through the TypeScript loader.
+const SERVER_ENTRY: Record<ServerKind, string[]> = {
+  chorus: ["--enable-source-maps", SERVER_BUNDLE],
+  "chorus-listen": ["--enable-source-maps", SERVER_BUNDLE],
+  socketio: ["--import", "tsx", "bench/servers/socketio.ts"],
+  h2: ["--import", "tsx", "bench/servers/h2-raw.ts"],
 };
 
 async function startServer(kind: ServerKind): Promise<{ child: ChildProcess; url: string; dataDir: string }> {
   const dataDir = mkdtempSync(join(tmpdir(), "chorus-bench-"));
   // BENCH_PROFILE=dir writes a V8 CPU profile of each server process there.
   const profile = process.env.BENCH_PROFILE ? ["--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_PROFILE}`] : [];
-  const child = spawn(process.execPath, [...profile, "--import", "tsx", SERVER_ENTRY[kind]], {
+  const child = spawn(process.execPath, [...profile, ...SERVER_ENTRY[kind]], {
     cwd: ROOT,
     env: { ...process.env, PORT: "0", HOST: "127.0.0.1", CHORUS_DATA_DIR: dataDir, CHORUS_MAX_SUBSCRIPTIONS: "100", CHORUS_MAX_CONNECTIONS: "20000", CHORUS_MAX_PUBLISH_RATE: "1000000" },
     stdio: ["ignore", "pipe", "inherit"],
@@ -257,7 +262,7 @@ function table(results: Result[]): string {
     return chorus === undefined || Number.isNaN(chorus) ? `${value}` : `${value} (${(chorus / value).toFixed(2)}×)`;
   };
   for (const r of results) {
-    const c = r.server === "chorus" ? undefined : results.find((x) => x.scenario === r.scenario && x.server === "chorus");
+    const c = r.server.startsWith("chorus") ? undefined : results.find((x) => x.scenario === r.scenario && x.server === "chorus");
     lines.push(
       `| ${r.scenario} | ${r.server} | ${fmt(r.deliveredPerSec, c?.deliveredPerSec)} | ${fmt(r.p50, c?.p50)} | ${fmt(r.p99, c?.p99)} | ${fmt(r.max, c?.max)} | ${r.lost ?? ""} | ${fmt(r.cpuSeconds, c?.cpuSeconds)} | ${fmt(r.rssMB, c?.rssMB)} | ${fmt(r.rssPerConnKB, c?.rssPerConnKB)} |`,
     );
@@ -265,10 +270,12 @@ function table(results: Result[]): string {
   return lines.join("\n");
 }
 
+await buildServer();
 const started = new Date();
 const results: Result[] = [];
 for (const scenario of scenarios) {
-  for (const kind of kinds) {
+  const shapes = scenario.browserShape && kinds.includes("chorus") && !kinds.includes("chorus-listen") ? ["chorus", "chorus-listen", ...kinds.filter((k) => k !== "chorus")] : kinds;
+  for (const kind of shapes as ServerKind[]) {
     process.stdout.write(`${scenario.name} on ${kind} … `);
     const r = await run(scenario, kind);
     results.push(r);
@@ -283,7 +290,7 @@ const md = [
   "",
   `Commit ${report.commit}. Machine: ${machine.cpus}, ${machine.memoryGiB} GiB, Linux ${machine.kernel}. Versions: ${Object.entries(report.versions).map(([k, v]) => `${k} ${v}`).join(", ")}.`,
   "Server and load generators on one machine, loopback, generators in their own processes; 100-byte JSON payloads.",
-  "In a peer's row, the bracket after each figure is Chorus' figure divided by that peer's: above 1 for msg/s means Chorus delivers more; below 1 for latency, CPU and memory means Chorus needs less.",
+  "In a peer's row, the bracket after each figure is Chorus' figure divided by that peer's: above 1 for msg/s means Chorus delivers more; below 1 for latency, CPU and memory means Chorus needs less. `chorus` is the bidi session over HTTP/2 (Node and back-end clients); `chorus-listen` is the way browsers connect (a Listen stream over HTTP/1.1, commands as unary calls).",
   "",
   ...scenarios.map((s) => `- **${s.name}**: ${s.what}`),
   "",

@@ -8,7 +8,7 @@ import { ChorusNode } from "./node.js";
 import { realtimeService } from "./services/realtime.js";
 import { serverService } from "./services/server.js";
 import { applyCors } from "./transport/cors.js";
-import { http1Wire, http2Wire, serveSessionStream, sessionStreamRoute } from "./transport/session-stream.js";
+import { Http1Wire, Http2Wire, serveSessionStream, sessionStreamRoute } from "./transport/session-stream.js";
 import { DualProtocolListener } from "./transport/listener.js";
 
 export interface RunningChorus {
@@ -53,7 +53,7 @@ export async function startChorus(config: ChorusConfig, log: Logger): Promise<Ru
     (req, res) => {
       if (applyCors(cors, req, res)) return;
       const route = req.httpVersionMajor === 1 ? sessionStreamRoute(req.method, req.url, req.headers, false) : undefined;
-      if (route) serveSessionStream(node, http1Wire(req, res), route);
+      if (route) serveSessionStream(node, new Http1Wire(req, res), route, req.headers["content-type"]!, req.headers.authorization);
       else rpc(req, res);
     },
     (stream, headers) => {
@@ -61,7 +61,7 @@ export async function startChorus(config: ChorusConfig, log: Logger): Promise<Ru
       if (headers.origin) return false;
       const route = sessionStreamRoute(headers[":method"], headers[":path"], headers, true);
       if (!route) return false;
-      serveSessionStream(node, http2Wire(stream, headers), route);
+      serveSessionStream(node, new Http2Wire(stream), route, headers["content-type"]!, headers.authorization);
       return true;
     },
   );

@@ -23,7 +23,7 @@ import { encodeFrame, frameOf } from "./frames.js";
 import { Hub } from "./hub.js";
 import { IdGenerator, secretId } from "./ids.js";
 import type { Logger } from "./log.js";
-import { FlushScheduler, Outbox } from "./outbox.js";
+import { FlushScheduler, Outbox, type OutboxLimits } from "./outbox.js";
 import { Session, type SessionKind } from "./session.js";
 import { checkTopic, topicKind } from "./topic.js";
 import { checkData, checkEvent, checkHistoryLimit, checkMessageId } from "./validate.js";
@@ -51,6 +51,7 @@ export class ChorusNode {
   readonly permissions: Permissions;
   private readonly ids = new IdGenerator();
   private readonly scheduler = new FlushScheduler();
+  private outboxLimits: OutboxLimits | undefined;
   private readonly sessions = new Map<string, Session>();
   private readonly heartbeat: NodeJS.Timeout;
 
@@ -79,7 +80,8 @@ export class ChorusNode {
   }
 
   newOutbox(): Outbox {
-    return new Outbox({ maxFrames: this.config.maxQueuedFrames, maxBytes: this.config.maxQueuedBytes }, this.scheduler);
+    this.outboxLimits ??= { maxFrames: this.config.maxQueuedFrames, maxBytes: this.config.maxQueuedBytes };
+    return new Outbox(this.outboxLimits, this.scheduler);
   }
 
   openSession(identity: Identity, kind: SessionKind): Session {

@@ -6,7 +6,8 @@ import { systemNotice, type OutboundFrame } from "./frames.js";
  * frame queued during that turn leaves in one write per session.
  */
 export class FlushScheduler {
-  private readonly pending = new Set<Outbox>();
+  private pending = new Set<Outbox>();
+  private spare = new Set<Outbox>();
   private scheduled = false;
 
   wake(outbox: Outbox): void {
@@ -28,8 +29,12 @@ export class FlushScheduler {
 
   private readonly flush = (): void => {
     this.scheduled = false;
-    for (const outbox of this.pending) outbox.release();
-    this.pending.clear();
+    // An outbox woken while this flush runs goes to the next one.
+    const due = this.pending;
+    this.pending = this.spare;
+    for (const outbox of due) outbox.release();
+    due.clear();
+    this.spare = due;
   };
 }
 
@@ -68,6 +73,8 @@ export class Outbox {
   private sinkEnded = false;
   private ended = false;
   private endError: ConnectError | undefined;
+  /** Already in the scheduler's next flush: a broadcast wakes each outbox once, not once per frame. */
+  private flushDue = false;
 
   constructor(
     private readonly limits: OutboxLimits,
@@ -147,6 +154,7 @@ export class Outbox {
 
   /** Called by the scheduler: writes to the sink, or lets a waiting writer run. */
   release(): void {
+    this.flushDue = false;
     if (this.sink) {
       if (this.paused || this.sinkEnded) return;
       if (this.queue.length > 0 || this.dropped) this.paused = !this.sink.write(this.take());
@@ -162,7 +170,9 @@ export class Outbox {
   }
 
   private wake(): void {
-    if (this.waiter || (this.sink && !this.paused)) this.scheduler.wake(this);
+    if (this.flushDue || !(this.waiter || (this.sink && !this.paused))) return;
+    this.flushDue = true;
+    this.scheduler.wake(this);
   }
 
   private take(): OutboundFrame[] {

@@ -3,6 +3,7 @@ import { afterAll, beforeAll } from "vitest";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+import { SERVER_BUNDLE } from "../../server/build.mjs";
 
 const ROOT = resolve(import.meta.dirname, "../..");
 
@@ -19,12 +20,13 @@ export interface ServerProcess {
 }
 
 /**
- * Starts `server/src/main.ts` as its own process on a free port, the way
- * `npm start` runs it, and waits for its "listening" line.
+ * Starts the server bundle (built by the test run's global setup) as its own
+ * process on a free port, the way `npm start` runs it, and waits for its
+ * "listening" line.
  */
 export async function startServer(env: Record<string, string> = {}, dataDir?: string): Promise<ServerProcess> {
   const dir = dataDir ?? mkdtempSync(join(tmpdir(), "chorus-test-"));
-  const child = spawn(process.execPath, ["--import", "tsx", "server/src/main.ts"], {
+  const child = spawn(process.execPath, ["--enable-source-maps", SERVER_BUNDLE], {
     cwd: ROOT,
     env: { ...process.env, PORT: "0", HOST: "127.0.0.1", CHORUS_DATA_DIR: dir, ...env },
     stdio: ["ignore", "pipe", "pipe"],

@@ -55,3 +55,20 @@ it("stops waiting when the stream's signal aborts", async () => {
   abort.abort();
   expect(await waiting).toBeUndefined();
 });
+
+it("writes a frame queued for an outbox during the very flush that just wrote it, in the next flush", async () => {
+  const scheduler = new FlushScheduler();
+  const limits = { maxFrames: 100, maxBytes: 1 << 20 };
+  const [a, b] = [new Outbox(limits, scheduler), new Outbox(limits, scheduler)];
+  const written: string[] = [];
+  const record = (batch: ReturnType<typeof payload>[]) => written.push(...batch.map((f) => (f.frame.kind.value as { data: string }).data));
+  a.attach({ write: (batch) => (record(batch), true), end() {} });
+  // b's write delivers to a, which this flush has already written.
+  b.attach({ write: (batch) => (record(batch), a.push(payload("chat/a", 99)), true), end() {} });
+  a.push(payload("chat/a", 1));
+  b.push(payload("chat/b", 2));
+  const turn = () => new Promise((resolve) => setImmediate(resolve));
+  await turn();
+  await turn();
+  expect(written).toEqual(["1", "2", "99"]);
+});

@@ -3,9 +3,9 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { codeToString } from "@connectrpc/connect/protocol-connect";
 import type * as http from "node:http";
 import type * as http2 from "node:http2";
-import type { Readable } from "node:stream";
 import { ConnectRequestSchema, ListenRequestSchema } from "../../../gen/chorus/v1/realtime_pb.js";
 import type { OutboundFrame } from "../frames.js";
+import type { FrameSink } from "../outbox.js";
 import type { ChorusNode } from "../node.js";
 import type { Session, SessionKind } from "../session.js";
 
@@ -55,116 +55,232 @@ export function sessionStreamRoute(method: string | undefined, path: string | un
   }
 }
 
-/** What a session stream needs from HTTP, whichever version carries it. */
+/** The stream's events, delivered to one object (no closures per session). */
+export interface WireListener {
+  readonly onData: (chunk: Buffer) => void;
+  readonly onEnd: () => void;
+  readonly onDrain: () => void;
+  readonly onClose: () => void;
+}
+
+/**
+ * What a session stream needs from HTTP, whichever version carries it.
+ * Request headers are read once, by the route, and not kept: an idle
+ * session holds only what it needs.
+ */
 export interface Wire {
-  readonly headers: http.IncomingHttpHeaders;
-  /** The request body. */
-  readonly body: Readable;
   /** Sends the response headers now (fetch and proxies treat a stream without them as hung). */
   respond(contentType: string, withTrailers: boolean): void;
   write(chunk: Buffer): boolean;
   end(chunk: Buffer | undefined, trailers?: Record<string, string>): void;
-  onDrain(callback: () => void): void;
-  onClose(callback: () => void): void;
+  /** Reports drain and close to `to`. */
+  watch(to: WireListener): void;
+  /** Starts reading the request body into `to`. */
+  read(to: WireListener): void;
+  /** Stops delivering the body (after a protocol error) but keeps draining it. */
+  discard(to: WireListener): void;
 }
 
+const ignore = () => {};
+
 /** An HTTP/2 stream used directly: no compatibility request and response objects per session. */
-export function http2Wire(stream: http2.ServerHttp2Stream, headers: http.IncomingHttpHeaders): Wire {
-  stream.on("error", () => {}); // a reset stream closes; 'close' cleans up
-  return {
-    headers,
-    body: stream,
-    respond: (contentType, withTrailers) => stream.respond({ ":status": 200, "content-type": contentType }, { waitForTrailers: withTrailers }),
-    write: (chunk) => stream.write(chunk),
-    end(chunk, trailers) {
-      if (trailers) stream.once("wantTrailers", () => stream.sendTrailers(trailers));
-      stream.end(chunk);
-    },
-    onDrain: (callback) => stream.on("drain", callback),
-    onClose: (callback) => stream.once("close", callback),
-  };
+export class Http2Wire implements Wire {
+  constructor(private readonly stream: http2.ServerHttp2Stream) {
+    stream.on("error", ignore); // a reset stream closes; 'close' cleans up
+  }
+
+  respond(contentType: string, withTrailers: boolean): void {
+    this.stream.respond({ ":status": 200, "content-type": contentType }, { waitForTrailers: withTrailers });
+  }
+
+  write(chunk: Buffer): boolean {
+    return this.stream.write(chunk);
+  }
+
+  end(chunk: Buffer | undefined, trailers?: Record<string, string>): void {
+    if (trailers) this.stream.once("wantTrailers", () => this.stream.sendTrailers(trailers));
+    this.stream.end(chunk);
+  }
+
+  watch(to: WireListener): void {
+    this.stream.on("drain", to.onDrain);
+    this.stream.once("close", to.onClose);
+  }
+
+  read(to: WireListener): void {
+    this.stream.on("data", to.onData);
+    this.stream.on("end", to.onEnd);
+  }
+
+  discard(to: WireListener): void {
+    this.stream.off("data", to.onData);
+    this.stream.resume();
+  }
 }
 
 /** HTTP/1.1 (browsers): the server's request and response. */
-export function http1Wire(req: http.IncomingMessage, res: http.ServerResponse): Wire {
-  return {
-    headers: req.headers,
-    body: req,
-    respond(contentType) {
-      res.writeHead(200, { "content-type": contentType });
-      res.flushHeaders();
-    },
-    write: (chunk) => res.write(chunk),
-    end(chunk, trailers) {
-      if (trailers) res.addTrailers(trailers);
-      res.end(chunk);
-    },
-    onDrain: (callback) => res.on("drain", callback),
-    onClose: (callback) => res.once("close", callback),
-  };
+export class Http1Wire implements Wire {
+  constructor(
+    private readonly req: http.IncomingMessage,
+    private readonly res: http.ServerResponse,
+  ) {}
+
+  respond(contentType: string): void {
+    this.res.writeHead(200, { "content-type": contentType });
+    this.res.flushHeaders();
+  }
+
+  write(chunk: Buffer): boolean {
+    return this.res.write(chunk);
+  }
+
+  end(chunk: Buffer | undefined, trailers?: Record<string, string>): void {
+    if (trailers) this.res.addTrailers(trailers);
+    this.res.end(chunk);
+  }
+
+  watch(to: WireListener): void {
+    this.res.on("drain", to.onDrain);
+    this.res.once("close", to.onClose);
+  }
+
+  read(to: WireListener): void {
+    this.req.on("data", to.onData);
+    this.req.on("end", to.onEnd);
+  }
+
+  discard(to: WireListener): void {
+    this.req.off("data", to.onData);
+    this.req.resume();
+  }
 }
 
-export function serveSessionStream(node: ChorusNode, wire: Wire, route: SessionRoute): void {
-  const { protocol } = route;
-  wire.respond(wire.headers["content-type"]!, protocol === "grpc");
+/** Serves one session stream: `authorization` is the request's header, if any. */
+export function serveSessionStream(node: ChorusNode, wire: Wire, route: SessionRoute, contentType: string, authorization: string | undefined): void {
+  new SessionStream(node, wire, route).start(contentType, authorization);
+}
 
-  let session: Session | undefined;
-  let finished = false;
-  const finish = (error: ConnectError | undefined) => {
-    if (finished) return;
-    finished = true;
-    writeEnd(wire, protocol, error);
+const NO_BYTES = Buffer.alloc(0);
+
+/**
+ * One session stream: identifies the caller, opens its session, splits the
+ * request body into envelopes and is the sink its outbox writes into. One
+ * object per connection, with four listeners, because idle connections are
+ * what a server holds most of.
+ */
+class SessionStream implements FrameSink {
+  private session: Session | undefined;
+  /** Nothing more may be written: ended by us, or closed by the client. */
+  private finished = false;
+  /** Unread bytes of the request body. */
+  private pending: Buffer = NO_BYTES;
+  private failed = false;
+  private listenRequests = 0;
+  /** Connect frames run one after another, in arrival order. */
+  private chain: Promise<void> | undefined;
+
+  constructor(
+    private readonly node: ChorusNode,
+    private readonly wire: Wire,
+    private readonly route: SessionRoute,
+  ) {}
+
+  start(contentType: string, authorization: string | undefined): void {
+    this.wire.respond(contentType, this.route.protocol === "grpc");
+    this.wire.watch(this);
+    // The body waits (paused) until the caller is known.
+    this.node.identify(new Headers(authorization ? { authorization } : {})).then(
+      (identity) => {
+        if (this.finished) return;
+        try {
+          this.session = this.node.openSession(identity, this.route.kind);
+        } catch (error) {
+          return this.finish(ConnectError.from(error));
+        }
+        this.session.outbox.attach(this);
+        this.wire.read(this);
+      },
+      (error: unknown) => this.finish(ConnectError.from(error)),
+    );
+  }
+
+  // ---- FrameSink: the outbox writes here ----
+
+  write(batch: OutboundFrame[]): boolean {
+    return this.finished ? true : this.wire.write(envelope(batch));
+  }
+
+  end(error: ConnectError | undefined): void {
+    this.finish(error);
+  }
+
+  // ---- WireListener ----
+
+  readonly onClose = (): void => {
+    this.finished = true; // the client left: nothing more can be written
+    this.session?.close();
   };
-  wire.onClose(() => {
-    finished = true; // the client left: nothing more can be written
-    session?.close();
-  });
 
-  // The body waits (paused) until the caller is known.
-  node.identify(authorizationOf(wire.headers)).then(
-    (identity) => {
-      if (finished) return;
-      try {
-        session = node.openSession(identity, route.kind);
-      } catch (error) {
-        return finish(ConnectError.from(error));
-      }
-      run(session);
-    },
-    (error: unknown) => finish(ConnectError.from(error)),
-  );
-
-  const run = (s: Session) => {
-  wire.onDrain(() => s.outbox.resume());
-  s.outbox.attach({
-    write: (batch) => (finished ? true : wire.write(envelope(batch))),
-    end: (error) => finish(error),
-  });
-
-  const readLimit = node.config.maxPayloadBytes * 2 + 64 * 1024;
-  let chain: Promise<void> = Promise.resolve();
-  let listenRequests = 0;
-  readEnvelopes(wire.body, readLimit, {
-    message(body) {
-      if (route.kind === "listen") {
-        if (++listenRequests > 1) throw new ConnectError("Listen takes exactly one request message", Code.InvalidArgument);
-        fromBinary(ListenRequestSchema, body);
-        return;
-      }
-      const frame = fromBinary(ConnectRequestSchema, body);
-      // Frames run one after another, in arrival order.
-      chain = chain.then(() => (s.isClosed ? undefined : s.handleFrame(frame)));
-    },
-    end() {
-      // Listen: the request is done, the stream goes on. Connect: the client
-      // closed its side; finish what is queued, then end.
-      if (route.kind === "connect") void chain.then(() => s.close());
-    },
-    error(error) {
-      s.close(error);
-    },
-  });
+  readonly onDrain = (): void => {
+    this.session?.outbox.resume();
   };
+
+  readonly onData = (chunk: Buffer): void => {
+    if (this.failed) return;
+    let pending = this.pending.length ? Buffer.concat([this.pending, chunk]) : chunk;
+    const limit = this.node.config.maxPayloadBytes * 2 + 64 * 1024;
+    try {
+      while (pending.length >= 5) {
+        const flags = pending[0]!;
+        const length = pending.readUInt32BE(1);
+        if (length > limit) throw new ConnectError(`message of ${length} bytes exceeds the limit of ${limit}`, Code.ResourceExhausted);
+        if (pending.length < 5 + length) break;
+        if (flags & 0x01) throw new ConnectError("compressed messages are not accepted", Code.Unimplemented);
+        const body = pending.subarray(5, 5 + length);
+        pending = pending.subarray(5 + length);
+        if (!(flags & 0x02)) this.message(body); // 0x02: a client end-of-stream marker carries no message
+      }
+      this.pending = pending.length ? pending : NO_BYTES;
+    } catch (error) {
+      const e = ConnectError.from(error);
+      this.fail(e.code === Code.Unknown || e.code === Code.Internal ? new ConnectError(`malformed frame: ${e.rawMessage}`, Code.InvalidArgument) : e);
+    }
+  };
+
+  readonly onEnd = (): void => {
+    if (this.failed) return;
+    if (this.pending.length > 0) return this.fail(new ConnectError("request ended inside a message", Code.InvalidArgument));
+    // Listen: the request is done, the stream goes on. Connect: the client
+    // closed its side; finish what is queued, then end.
+    const session = this.session!;
+    if (this.route.kind === "connect") void (this.chain ?? Promise.resolve()).then(() => session.close());
+  };
+
+  private message(body: Uint8Array): void {
+    const session = this.session!;
+    if (this.route.kind === "listen") {
+      if (++this.listenRequests > 1) throw new ConnectError("Listen takes exactly one request message", Code.InvalidArgument);
+      fromBinary(ListenRequestSchema, body);
+      return;
+    }
+    const frame = fromBinary(ConnectRequestSchema, body);
+    this.chain = (this.chain ?? Promise.resolve()).then(() => (session.isClosed ? undefined : session.handleFrame(frame)));
+  }
+
+  /** A protocol violation: the session ends with its code; the rest of the body is drained unread. */
+  private fail(error: ConnectError): void {
+    if (this.failed) return;
+    this.failed = true;
+    this.pending = NO_BYTES;
+    this.wire.discard(this);
+    this.session!.close(error);
+  }
+
+  private finish(error: ConnectError | undefined): void {
+    if (this.finished) return;
+    this.finished = true;
+    writeEnd(this.wire, this.route.protocol, error);
+  }
 }
 
 /**
@@ -222,51 +338,4 @@ function prefixed(flags: number, body: Buffer): Buffer {
   out.writeUInt32BE(body.length, 1);
   body.copy(out, 5);
   return out;
-}
-
-/** Splits the request body into envelopes; any violation ends the session with its code. */
-function readEnvelopes(
-  req: Readable,
-  limit: number,
-  on: { message(body: Uint8Array): void; end(): void; error(e: ConnectError): void },
-): void {
-  let pending: Buffer = Buffer.alloc(0);
-  let failed = false;
-  const fail = (e: ConnectError) => {
-    if (failed) return;
-    failed = true;
-    req.removeAllListeners("data");
-    req.resume();
-    on.error(e);
-  };
-  req.on("data", (chunk: Buffer) => {
-    if (failed) return;
-    pending = pending.length ? Buffer.concat([pending, chunk]) : chunk;
-    try {
-      while (pending.length >= 5) {
-        const flags = pending[0]!;
-        const length = pending.readUInt32BE(1);
-        if (length > limit) throw new ConnectError(`message of ${length} bytes exceeds the limit of ${limit}`, Code.ResourceExhausted);
-        if (pending.length < 5 + length) break;
-        if (flags & 0x01) throw new ConnectError("compressed messages are not accepted", Code.Unimplemented);
-        const body = pending.subarray(5, 5 + length);
-        pending = pending.subarray(5 + length);
-        if (!(flags & 0x02)) on.message(body); // 0x02: a client end-of-stream marker carries no message
-      }
-    } catch (error) {
-      const e = ConnectError.from(error);
-      fail(e.code === Code.Unknown || e.code === Code.Internal ? new ConnectError(`malformed frame: ${e.rawMessage}`, Code.InvalidArgument) : e);
-    }
-  });
-  req.on("end", () => {
-    if (failed) return;
-    if (pending.length > 0) return fail(new ConnectError("request ended inside a message", Code.InvalidArgument));
-    on.end();
-  });
-}
-
-/** Identity needs the credentials only: no full header copy per session. */
-function authorizationOf(headers: http.IncomingHttpHeaders): Headers {
-  const value = headers.authorization;
-  return new Headers(value ? { authorization: value } : {});
 }
