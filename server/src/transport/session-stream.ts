@@ -1,8 +1,10 @@
 import { fromBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { codeToString } from "@connectrpc/connect/protocol-connect";
+import type { EventEmitter } from "node:events";
 import type * as http from "node:http";
 import type * as http2 from "node:http2";
+import type { Readable } from "node:stream";
 import { ConnectRequestSchema, ListenRequestSchema } from "../../../gen/chorus/v1/realtime_pb.js";
 import type { OutboundFrame } from "../frames.js";
 import type { FrameSink } from "../outbox.js";
@@ -83,9 +85,37 @@ export interface Wire {
 
 const ignore = () => {};
 
+/** Both HTTP versions read a request body and report drain and close the same way. */
+abstract class StreamWire implements Wire {
+  constructor(
+    private readonly body: Readable,
+    private readonly response: EventEmitter,
+  ) {}
+
+  abstract respond(contentType: string, withTrailers: boolean): void;
+  abstract write(chunk: Buffer): boolean;
+  abstract end(chunk: Buffer | undefined, trailers?: Record<string, string>): void;
+
+  watch(to: WireListener): void {
+    this.response.on("drain", to.onDrain);
+    this.response.once("close", to.onClose);
+  }
+
+  read(to: WireListener): void {
+    this.body.on("data", to.onData);
+    this.body.on("end", to.onEnd);
+  }
+
+  discard(to: WireListener): void {
+    this.body.off("data", to.onData);
+    this.body.resume();
+  }
+}
+
 /** An HTTP/2 stream used directly: no compatibility request and response objects per session. */
-export class Http2Wire implements Wire {
+export class Http2Wire extends StreamWire {
   constructor(private readonly stream: http2.ServerHttp2Stream) {
+    super(stream, stream);
     stream.on("error", ignore); // a reset stream closes; 'close' cleans up
   }
 
@@ -101,29 +131,16 @@ export class Http2Wire implements Wire {
     if (trailers) this.stream.once("wantTrailers", () => this.stream.sendTrailers(trailers));
     this.stream.end(chunk);
   }
-
-  watch(to: WireListener): void {
-    this.stream.on("drain", to.onDrain);
-    this.stream.once("close", to.onClose);
-  }
-
-  read(to: WireListener): void {
-    this.stream.on("data", to.onData);
-    this.stream.on("end", to.onEnd);
-  }
-
-  discard(to: WireListener): void {
-    this.stream.off("data", to.onData);
-    this.stream.resume();
-  }
 }
 
 /** HTTP/1.1 (browsers): the server's request and response. */
-export class Http1Wire implements Wire {
+export class Http1Wire extends StreamWire {
   constructor(
-    private readonly req: http.IncomingMessage,
+    req: http.IncomingMessage,
     private readonly res: http.ServerResponse,
-  ) {}
+  ) {
+    super(req, res);
+  }
 
   respond(contentType: string): void {
     this.res.writeHead(200, { "content-type": contentType });
@@ -137,21 +154,6 @@ export class Http1Wire implements Wire {
   end(chunk: Buffer | undefined, trailers?: Record<string, string>): void {
     if (trailers) this.res.addTrailers(trailers);
     this.res.end(chunk);
-  }
-
-  watch(to: WireListener): void {
-    this.res.on("drain", to.onDrain);
-    this.res.once("close", to.onClose);
-  }
-
-  read(to: WireListener): void {
-    this.req.on("data", to.onData);
-    this.req.on("end", to.onEnd);
-  }
-
-  discard(to: WireListener): void {
-    this.req.off("data", to.onData);
-    this.req.resume();
   }
 }
 
