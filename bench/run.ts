@@ -274,8 +274,8 @@ await buildServer();
 const started = new Date();
 const results: Result[] = [];
 for (const scenario of scenarios) {
-  const shapes = scenario.browserShape && kinds.includes("chorus") && !kinds.includes("chorus-listen") ? ["chorus", "chorus-listen", ...kinds.filter((k) => k !== "chorus")] : kinds;
-  for (const kind of shapes as ServerKind[]) {
+  const shapes: ServerKind[] = scenario.browserShape && kinds.includes("chorus") && !kinds.includes("chorus-listen") ? ["chorus", "chorus-listen", ...kinds.filter((k) => k !== "chorus")] : kinds;
+  for (const kind of shapes) {
     process.stdout.write(`${scenario.name} on ${kind} … `);
     const r = await run(scenario, kind);
     results.push(r);

@@ -53,7 +53,7 @@ export async function startChorus(config: ChorusConfig, log: Logger): Promise<Ru
     (req, res) => {
       if (applyCors(cors, req, res)) return;
       const route = req.httpVersionMajor === 1 ? sessionStreamRoute(req.method, req.url, req.headers, false) : undefined;
-      if (route) serveSessionStream(node, new Http1Wire(req, res), route, req.headers["content-type"]!, req.headers.authorization);
+      if (route) serveSessionStream(node, new Http1Wire(req, res), route, req.headers.authorization);
       else rpc(req, res);
     },
     (stream, headers) => {
@@ -61,7 +61,7 @@ export async function startChorus(config: ChorusConfig, log: Logger): Promise<Ru
       if (headers.origin) return false;
       const route = sessionStreamRoute(headers[":method"], headers[":path"], headers, true);
       if (!route) return false;
-      serveSessionStream(node, new Http2Wire(stream), route, headers["content-type"]!, headers.authorization);
+      serveSessionStream(node, new Http2Wire(stream), route, headers.authorization);
       return true;
     },
   );

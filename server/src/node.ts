@@ -51,7 +51,8 @@ export class ChorusNode {
   readonly permissions: Permissions;
   private readonly ids = new IdGenerator();
   private readonly scheduler = new FlushScheduler();
-  private outboxLimits: OutboxLimits | undefined;
+  /** Shared by every outbox: one object, not one per connection. */
+  private readonly outboxLimits: OutboxLimits;
   private readonly sessions = new Map<string, Session>();
   private readonly heartbeat: NodeJS.Timeout;
 
@@ -67,6 +68,7 @@ export class ChorusNode {
     this.auth = createAuthenticator(config.auth);
     this.apiKeys = new ApiKeys(config.apiKeys, this.auth.developmentMode);
     this.permissions = new Permissions(config.permissions, this.auth.developmentMode);
+    this.outboxLimits = { maxFrames: config.maxQueuedFrames, maxBytes: config.maxQueuedBytes };
     this.heartbeat = setInterval(() => this.checkHeartbeats(), config.heartbeatIntervalMs).unref();
   }
 
@@ -80,7 +82,6 @@ export class ChorusNode {
   }
 
   newOutbox(): Outbox {
-    this.outboxLimits ??= { maxFrames: this.config.maxQueuedFrames, maxBytes: this.config.maxQueuedBytes };
     return new Outbox(this.outboxLimits, this.scheduler);
   }
 

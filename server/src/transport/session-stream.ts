@@ -28,6 +28,8 @@ type Protocol = "connect" | "grpc" | "grpc-web";
 export interface SessionRoute {
   kind: SessionKind;
   protocol: Protocol;
+  /** The request's content type, which the response repeats. */
+  contentType: string;
 }
 
 const PATHS: Record<string, SessionKind> = {
@@ -43,15 +45,16 @@ export function sessionStreamRoute(method: string | undefined, path: string | un
   for (const encoding of [h["connect-content-encoding"], h["grpc-encoding"]]) {
     if (encoding && encoding !== "identity") return undefined;
   }
-  switch (h["content-type"]) {
+  const contentType = h["content-type"];
+  switch (contentType) {
     case "application/connect+proto":
       // Bidi needs HTTP/2; connect-node answers HTTP/1.1 attempts with 505.
-      return kind === "listen" || http2 ? { kind, protocol: "connect" } : undefined;
+      return kind === "listen" || http2 ? { kind, protocol: "connect", contentType } : undefined;
     case "application/grpc":
     case "application/grpc+proto":
-      return http2 ? { kind, protocol: "grpc" } : undefined;
+      return http2 ? { kind, protocol: "grpc", contentType } : undefined;
     case "application/grpc-web+proto":
-      return kind === "listen" || http2 ? { kind, protocol: "grpc-web" } : undefined;
+      return kind === "listen" || http2 ? { kind, protocol: "grpc-web", contentType } : undefined;
     default:
       return undefined;
   }
@@ -158,11 +161,12 @@ export class Http1Wire extends StreamWire {
 }
 
 /** Serves one session stream: `authorization` is the request's header, if any. */
-export function serveSessionStream(node: ChorusNode, wire: Wire, route: SessionRoute, contentType: string, authorization: string | undefined): void {
-  new SessionStream(node, wire, route).start(contentType, authorization);
+export function serveSessionStream(node: ChorusNode, wire: Wire, route: SessionRoute, authorization: string | undefined): void {
+  new SessionStream(node, wire, route).start(authorization);
 }
 
 const NO_BYTES = Buffer.alloc(0);
+const SETTLED: Promise<void> = Promise.resolve();
 
 /**
  * One session stream: identifies the caller, opens its session, splits the
@@ -179,7 +183,7 @@ class SessionStream implements FrameSink {
   private failed = false;
   private listenRequests = 0;
   /** Connect frames run one after another, in arrival order. */
-  private chain: Promise<void> | undefined;
+  private chain = SETTLED;
 
   constructor(
     private readonly node: ChorusNode,
@@ -187,8 +191,8 @@ class SessionStream implements FrameSink {
     private readonly route: SessionRoute,
   ) {}
 
-  start(contentType: string, authorization: string | undefined): void {
-    this.wire.respond(contentType, this.route.protocol === "grpc");
+  start(authorization: string | undefined): void {
+    this.wire.respond(this.route.contentType, this.route.protocol === "grpc");
     this.wire.watch(this);
     // The body waits (paused) until the caller is known.
     this.node.identify(new Headers(authorization ? { authorization } : {})).then(
@@ -255,7 +259,7 @@ class SessionStream implements FrameSink {
     // Listen: the request is done, the stream goes on. Connect: the client
     // closed its side; finish what is queued, then end.
     const session = this.session!;
-    if (this.route.kind === "connect") void (this.chain ?? Promise.resolve()).then(() => session.close());
+    if (this.route.kind === "connect") void this.chain.then(() => session.close());
   };
 
   private message(body: Uint8Array): void {
@@ -266,7 +270,7 @@ class SessionStream implements FrameSink {
       return;
     }
     const frame = fromBinary(ConnectRequestSchema, body);
-    this.chain = (this.chain ?? Promise.resolve()).then(() => (session.isClosed ? undefined : session.handleFrame(frame)));
+    this.chain = this.chain.then(() => (session.isClosed ? undefined : session.handleFrame(frame)));
   }
 
   /** A protocol violation: the session ends with its code; the rest of the body is drained unread. */
