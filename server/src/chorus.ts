@@ -1,4 +1,5 @@
-import { connectNodeAdapter } from "@connectrpc/connect-node";
+import { Code, ConnectError, createConnectRouter } from "@connectrpc/connect";
+import { universalRequestFromNodeRequest, universalResponseToNodeResponse } from "@connectrpc/connect-node";
 import { setMaxListeners } from "node:events";
 import { RealtimeService } from "../../gen/chorus/v1/realtime_pb.js";
 import { ServerService } from "../../gen/chorus/v1/server_pb.js";
@@ -7,8 +8,9 @@ import type { Logger } from "./log.js";
 import { ChorusNode } from "./node.js";
 import { realtimeService } from "./services/realtime.js";
 import { serverService } from "./services/server.js";
-import { applyCors } from "./transport/cors.js";
-import { Http1Wire, Http2Wire, serveSessionStream, sessionStreamRoute } from "./transport/session-stream.js";
+import { applyCors, corsAnswer } from "./transport/cors.js";
+import { respondPlain, serveUniversal } from "./transport/h2/universal.js";
+import { H2Wire, Http1Wire, serveSessionStream, sessionStreamRoute } from "./transport/session-stream.js";
 import { DualProtocolListener } from "./transport/listener.js";
 
 export interface RunningChorus {
@@ -28,41 +30,53 @@ export async function startChorus(config: ChorusConfig, log: Logger): Promise<Ru
   // connect-node links every call's signal to this one: thousands of
   // streams are normal here, not a listener leak.
   setMaxListeners(0, shutdown.signal);
-  const rpc = connectNodeAdapter({
-    routes(router) {
-      router.service(RealtimeService, realtimeService(node));
-      router.service(ServerService, serverService(node));
-    },
+  const router = createConnectRouter({
     // Room for the largest payload plus its envelope and the other fields.
     readMaxBytes: config.maxPayloadBytes * 2 + 64 * 1024,
     // Compression would be paid per subscriber on the fan-out path.
     acceptCompression: [],
     shutdownSignal: shutdown.signal,
-    fallback: (req, res) => {
-      const path = (req.url ?? "/").split("?")[0];
-      const [status, body] =
-        path === "/healthz"
-          ? [200, JSON.stringify({ status: "ok", node: config.nodeId, sessions: node.sessionCount })]
-          : [404, JSON.stringify({ error: "not found" })];
-      res.writeHead(status, { "content-type": "application/json" });
-      res.end(body);
-    },
   });
+  router.service(RealtimeService, realtimeService(node));
+  router.service(ServerService, serverService(node));
+  const handlers = new Map(router.handlers.map((h) => [h.requestPath, h]));
+  const handlerFor = (path: string) => handlers.get(path.split("?", 1)[0]!);
+  const notRouted = (path: string) =>
+    path.split("?", 1)[0] === "/healthz"
+      ? { status: 200, body: JSON.stringify({ status: "ok", node: config.nodeId, sessions: node.sessionCount }) }
+      : { status: 404, body: JSON.stringify({ error: "not found" }) };
   const cors = { origins: config.corsOrigins };
+  const handlerFailed = (path: string) => (reason: unknown) => {
+    if (ConnectError.from(reason).code !== Code.Aborted) log.error(`handler for ${path} failed`, { error: String(reason) });
+  };
+
   const listener = new DualProtocolListener(
     (req, res) => {
       if (applyCors(cors, req, res)) return;
-      const route = req.httpVersionMajor === 1 ? sessionStreamRoute(req.method, req.url, req.headers, false) : undefined;
-      if (route) serveSessionStream(node, new Http1Wire(req, res), route, req.headers.authorization);
-      else rpc(req, res);
+      const route = sessionStreamRoute(req.method, req.url, req.headers, false);
+      if (route) return serveSessionStream(node, new Http1Wire(req, res), route, req.headers.authorization);
+      const handler = handlerFor(req.url ?? "/");
+      if (!handler) {
+        const { status, body } = notRouted(req.url ?? "/");
+        res.writeHead(status, { "content-type": "application/json" });
+        return void res.end(body);
+      }
+      handler(universalRequestFromNodeRequest(req, res, undefined, undefined))
+        .then((response) => universalResponseToNodeResponse(response, res))
+        .catch(handlerFailed(handler.requestPath));
     },
-    (stream, headers) => {
-      // Browsers never reach us over h2c, so cross-origin calls stay on the path above.
-      if (headers.origin) return false;
-      const route = sessionStreamRoute(headers[":method"], headers[":path"], headers, true);
-      if (!route) return false;
-      serveSessionStream(node, new Http2Wire(stream), route, headers.authorization);
-      return true;
+    (stream, head) => {
+      const answer = corsAnswer(cors, head.method, head.headers);
+      if (answer?.reply) return respondPlain(stream, answer.reply.status, { ...answer.headers, ...answer.reply.headers }, answer.reply.body);
+      // Browsers never reach us over h2c: cross-origin session streams take connect's generic path.
+      const route = head.headers.origin ? undefined : sessionStreamRoute(head.method, head.path, head.headers, true);
+      if (route) return serveSessionStream(node, new H2Wire(stream), route, head.headers.authorization);
+      const handler = handlerFor(head.path);
+      if (!handler) {
+        const { status, body } = notRouted(head.path);
+        return respondPlain(stream, status, { "content-type": "application/json", ...answer?.headers }, body);
+      }
+      serveUniversal(stream, head, handler, answer?.headers ?? {}).catch(handlerFailed(handler.requestPath));
     },
   );
   const address = await listener.listen(config.port, config.host);

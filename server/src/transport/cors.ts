@@ -16,34 +16,43 @@ const ALLOW_HEADERS = [...connectCors.allowedHeaders, "Authorization"].join(", "
 const EXPOSE_HEADERS = connectCors.exposedHeaders.join(", ");
 const ALLOW_METHODS = connectCors.allowedMethods.join(", ");
 
-type Req = Pick<http.IncomingMessage, "method" | "headers">;
-type Res = Pick<http.ServerResponse, "setHeader" | "writeHead" | "end">;
+export interface CorsAnswer {
+  /** Headers every response to this request carries. */
+  headers: Record<string, string>;
+  /** Set when this is a preflight (or a refused one): the whole response, given here. */
+  reply?: { status: number; headers: Record<string, string>; body: string };
+}
 
-/** Returns true when it answered the request itself (a preflight). */
-export function applyCors(policy: CorsPolicy, req: Req, res: Res): boolean {
-  const origin = req.headers.origin;
-  if (!origin) return false;
+/** What CORS asks of a response to a request with these method and headers (undefined: nothing). */
+export function corsAnswer(policy: CorsPolicy, method: string | undefined, headers: http.IncomingHttpHeaders): CorsAnswer | undefined {
+  const origin = headers.origin;
+  if (!origin) return undefined;
   const allowed = policy.origins.includes("*") || policy.origins.includes(origin);
   if (!allowed) {
     // No CORS headers: the browser refuses the response, which is the point.
-    if (req.method === "OPTIONS") {
-      res.writeHead(403, { "content-type": "text/plain" });
-      res.end(`origin ${origin} is not allowed; add it to CHORUS_CORS_ORIGINS\n`);
-      return true;
-    }
-    return false;
+    if (method !== "OPTIONS") return undefined;
+    return { headers: {}, reply: { status: 403, headers: { "content-type": "text/plain" }, body: `origin ${origin} is not allowed; add it to CHORUS_CORS_ORIGINS\n` } };
   }
-  res.setHeader("access-control-allow-origin", origin);
-  res.setHeader("vary", "Origin");
-  if (req.method === "OPTIONS" && req.headers["access-control-request-method"]) {
-    res.writeHead(204, {
-      "access-control-allow-methods": ALLOW_METHODS,
-      "access-control-allow-headers": ALLOW_HEADERS,
-      "access-control-max-age": "7200",
-    });
-    res.end();
-    return true;
+  const answer: CorsAnswer = { headers: { "access-control-allow-origin": origin, vary: "Origin" } };
+  if (method === "OPTIONS" && headers["access-control-request-method"]) {
+    answer.reply = {
+      status: 204,
+      headers: { "access-control-allow-methods": ALLOW_METHODS, "access-control-allow-headers": ALLOW_HEADERS, "access-control-max-age": "7200" },
+      body: "",
+    };
+  } else {
+    answer.headers["access-control-expose-headers"] = EXPOSE_HEADERS;
   }
-  res.setHeader("access-control-expose-headers", EXPOSE_HEADERS);
-  return false;
+  return answer;
+}
+
+/** Applies CORS to an HTTP/1.1 response; returns true when it answered the request itself. */
+export function applyCors(policy: CorsPolicy, req: Pick<http.IncomingMessage, "method" | "headers">, res: Pick<http.ServerResponse, "setHeader" | "writeHead" | "end">): boolean {
+  const answer = corsAnswer(policy, req.method, req.headers);
+  if (!answer) return false;
+  for (const [name, value] of Object.entries(answer.headers)) res.setHeader(name, value);
+  if (!answer.reply) return false;
+  res.writeHead(answer.reply.status, answer.reply.headers);
+  res.end(answer.reply.body);
+  return true;
 }

@@ -1,14 +1,6 @@
 import * as http from "node:http";
-import * as http2 from "node:http2";
 import * as net from "node:net";
-
-// connect-node's adapter takes either server's request and response.
-type Handler = (req: any, res: any) => void; // eslint-disable-line @typescript-eslint/no-explicit-any
-/** Takes an HTTP/2 stream before any request/response objects exist; returns false to pass it on. */
-type StreamHandler = (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) => boolean;
-
-/** The client preface every prior-knowledge HTTP/2 connection starts with. */
-const H2_PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
+import { H2Connection, PREFACE as H2_PREFACE, type RequestHandler } from "./h2/connection.js";
 
 /**
  * One port for HTTP/1.1 and cleartext HTTP/2 (prior knowledge): the first
@@ -17,32 +9,18 @@ const H2_PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
 export class DualProtocolListener {
   private readonly tcp: net.Server;
   private readonly h1: http.Server;
-  private readonly h2: http2.Http2Server;
   private readonly sockets = new Set<net.Socket>();
-  private readonly h2Sessions = new Set<http2.Http2Session>();
+  private readonly h2Connections = new Set<H2Connection>();
   /** Requests in flight per HTTP/1.1 connection, to close idle ones at shutdown. */
   private readonly h1Active = new Map<net.Socket, number>();
   private closing = false;
 
-  constructor(handler: Handler, streamHandler?: StreamHandler) {
-    this.h1 = http.createServer({ keepAliveTimeout: 65_000, requestTimeout: 0 }, handler);
+  constructor(
+    h1Handler: http.RequestListener,
+    private readonly h2Handler: RequestHandler,
+  ) {
+    this.h1 = http.createServer({ keepAliveTimeout: 65_000, requestTimeout: 0 }, h1Handler);
     this.h1.on("request", (req: http.IncomingMessage, res: http.ServerResponse) => this.trackH1(req.socket, res));
-    this.h2 = http2.createServer({ settings: { maxConcurrentStreams: 1000 } }, handler);
-    if (streamHandler) {
-      // Node builds compatibility request/response objects in its own
-      // 'stream' listener; streams the handler takes never get them.
-      const [compat] = this.h2.listeners("stream") as Array<(...args: unknown[]) => void>;
-      if (compat) {
-        this.h2.removeListener("stream", compat);
-        this.h2.on("stream", (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, ...rest: unknown[]) => {
-          if (!streamHandler(stream, headers)) compat(stream, headers, ...rest);
-        });
-      }
-    }
-    this.h2.on("session", (session) => {
-      this.h2Sessions.add(session);
-      session.once("close", () => this.h2Sessions.delete(session));
-    });
     this.tcp = net.createServer({ noDelay: true }, (socket) => this.route(socket));
   }
 
@@ -68,7 +46,7 @@ export class DualProtocolListener {
    */
   goAway(): void {
     this.closing = true;
-    for (const session of this.h2Sessions) session.close();
+    for (const connection of this.h2Connections) connection.goAway();
     for (const [socket, active] of this.h1Active) if (active === 0) socket.end();
   }
 
@@ -105,9 +83,10 @@ export class DualProtocolListener {
       socket.pause();
       socket.unshift(head);
       if (h2) {
-        // The HTTP/2 session reads what is buffered on its next tick; resuming
-        // here would spill those bytes as 'data' events nobody listens to.
-        this.h2.emit("connection", socket);
+        const connection = new H2Connection(socket, this.h2Handler);
+        this.h2Connections.add(connection);
+        socket.once("close", () => this.h2Connections.delete(connection));
+        socket.resume();
       } else {
         this.h1Active.set(socket, 0);
         socket.once("close", () => this.h1Active.delete(socket));

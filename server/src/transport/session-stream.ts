@@ -1,15 +1,13 @@
 import { fromBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { codeToString } from "@connectrpc/connect/protocol-connect";
-import type { EventEmitter } from "node:events";
 import type * as http from "node:http";
-import type * as http2 from "node:http2";
-import type { Readable } from "node:stream";
 import { ConnectRequestSchema, ListenRequestSchema } from "../../../gen/chorus/v1/realtime_pb.js";
 import type { OutboundFrame } from "../frames.js";
 import type { FrameSink } from "../outbox.js";
 import type { ChorusNode } from "../node.js";
 import type { Session, SessionKind } from "../session.js";
+import type { H2Stream } from "./h2/stream.js";
 
 /**
  * The two session streams (`Connect`, `Listen`) framed by hand.
@@ -38,7 +36,7 @@ const PATHS: Record<string, SessionKind> = {
 };
 
 /** The route for a request this path serves, or undefined to leave it to connect-node. */
-export function sessionStreamRoute(method: string | undefined, path: string | undefined, h: http.IncomingHttpHeaders, http2: boolean): SessionRoute | undefined {
+export function sessionStreamRoute(method: string | undefined, path: string | undefined, h: Record<string, string | string[] | undefined>, http2: boolean): SessionRoute | undefined {
   const kind = PATHS[path ?? ""];
   if (!kind || method !== "POST") return undefined;
   if (h["connect-timeout-ms"] || h["grpc-timeout"]) return undefined;
@@ -75,7 +73,7 @@ export interface WireListener {
  */
 export interface Wire {
   /** Sends the response headers now (fetch and proxies treat a stream without them as hung). */
-  respond(contentType: string, withTrailers: boolean): void;
+  respond(contentType: string): void;
   write(chunk: Buffer): boolean;
   end(chunk: Buffer | undefined, trailers?: Record<string, string>): void;
   /** Reports drain and close to `to`. */
@@ -86,44 +84,16 @@ export interface Wire {
   discard(to: WireListener): void;
 }
 
-const ignore = () => {};
+/** HTTP/2: the stream of Chorus' own HTTP/2 connection. */
+export class H2Wire implements Wire {
+  constructor(private readonly stream: H2Stream) {}
 
-/** Both HTTP versions read a request body and report drain and close the same way. */
-abstract class StreamWire implements Wire {
-  constructor(
-    private readonly body: Readable,
-    private readonly response: EventEmitter,
-  ) {}
-
-  abstract respond(contentType: string, withTrailers: boolean): void;
-  abstract write(chunk: Buffer): boolean;
-  abstract end(chunk: Buffer | undefined, trailers?: Record<string, string>): void;
-
-  watch(to: WireListener): void {
-    this.response.on("drain", to.onDrain);
-    this.response.once("close", to.onClose);
-  }
-
-  read(to: WireListener): void {
-    this.body.on("data", to.onData);
-    this.body.on("end", to.onEnd);
-  }
-
-  discard(to: WireListener): void {
-    this.body.off("data", to.onData);
-    this.body.resume();
-  }
-}
-
-/** An HTTP/2 stream used directly: no compatibility request and response objects per session. */
-export class Http2Wire extends StreamWire {
-  constructor(private readonly stream: http2.ServerHttp2Stream) {
-    super(stream, stream);
-    stream.on("error", ignore); // a reset stream closes; 'close' cleans up
-  }
-
-  respond(contentType: string, withTrailers: boolean): void {
-    this.stream.respond({ ":status": 200, "content-type": contentType }, { waitForTrailers: withTrailers });
+  respond(contentType: string): void {
+    // Trailers need no announcement in HTTP/2: end() sends them or not.
+    this.stream.respond([
+      [":status", "200"],
+      ["content-type", contentType],
+    ]);
   }
 
   write(chunk: Buffer): boolean {
@@ -131,19 +101,28 @@ export class Http2Wire extends StreamWire {
   }
 
   end(chunk: Buffer | undefined, trailers?: Record<string, string>): void {
-    if (trailers) this.stream.once("wantTrailers", () => this.stream.sendTrailers(trailers));
-    this.stream.end(chunk);
+    this.stream.end(chunk, trailers && Object.entries(trailers));
+  }
+
+  watch(to: WireListener): void {
+    this.stream.listen(to);
+  }
+
+  read(): void {
+    this.stream.resume();
+  }
+
+  discard(): void {
+    this.stream.discard();
   }
 }
 
 /** HTTP/1.1 (browsers): the server's request and response. */
-export class Http1Wire extends StreamWire {
+export class Http1Wire implements Wire {
   constructor(
-    req: http.IncomingMessage,
+    private readonly req: http.IncomingMessage,
     private readonly res: http.ServerResponse,
-  ) {
-    super(req, res);
-  }
+  ) {}
 
   respond(contentType: string): void {
     this.res.writeHead(200, { "content-type": contentType });
@@ -157,6 +136,21 @@ export class Http1Wire extends StreamWire {
   end(chunk: Buffer | undefined, trailers?: Record<string, string>): void {
     if (trailers) this.res.addTrailers(trailers);
     this.res.end(chunk);
+  }
+
+  watch(to: WireListener): void {
+    this.res.on("drain", to.onDrain);
+    this.res.once("close", to.onClose);
+  }
+
+  read(to: WireListener): void {
+    this.req.on("data", to.onData);
+    this.req.on("end", to.onEnd);
+  }
+
+  discard(to: WireListener): void {
+    this.req.off("data", to.onData);
+    this.req.resume();
   }
 }
 
@@ -192,7 +186,7 @@ class SessionStream implements FrameSink {
   ) {}
 
   start(authorization: string | undefined): void {
-    this.wire.respond(this.route.contentType, this.route.protocol === "grpc");
+    this.wire.respond(this.route.contentType);
     this.wire.watch(this);
     // The body waits (paused) until the caller is known.
     this.node.identify(new Headers(authorization ? { authorization } : {})).then(
@@ -303,7 +297,7 @@ function sameFrames(a: OutboundFrame[], b: OutboundFrame[]): boolean {
   return true;
 }
 
-/** One data envelope holding a ConnectResponse/ListenResponse made of pre-encoded frames. */
+/** The data envelopes (ConnectResponse/ListenResponse messages) holding a batch of pre-encoded frames. */
 function envelope(batch: OutboundFrame[]): Buffer {
   if (sameFrames(batch, lastBatch)) return lastEnvelope;
   lastBatch = batch;
@@ -311,18 +305,43 @@ function envelope(batch: OutboundFrame[]): Buffer {
   return lastEnvelope;
 }
 
+/**
+ * Envelope content stays within one HTTP/2 DATA frame: a subscriber that
+ * fell behind gets its backlog as many small messages it can take one by
+ * one, not one large message a client must gather before reading any.
+ */
+const MAX_ENVELOPE_CONTENT = 16_384 - 5;
+
 function buildEnvelope(batch: OutboundFrame[]): Buffer {
-  let size = 0;
-  for (const f of batch) size += 1 + f.size;
-  const out = Buffer.allocUnsafe(5 + size);
-  out[0] = 0;
-  out.writeUInt32BE(size, 1);
-  let pos = 5;
-  for (const f of batch) {
-    out[pos++] = 0x0a; // field 1 (frames), length-delimited
-    out.set(f.field.data, pos);
-    pos += f.size;
-  }
+  // Where each envelope starts in the batch (a frame larger than the limit travels alone).
+  const starts: number[] = [];
+  let total = 0;
+  let content = MAX_ENVELOPE_CONTENT;
+  batch.forEach((f, i) => {
+    if (content + 1 + f.size > MAX_ENVELOPE_CONTENT && content > 0) {
+      starts.push(i);
+      content = 0;
+      total += 5;
+    }
+    content += 1 + f.size;
+    total += 1 + f.size;
+  });
+  const out = Buffer.allocUnsafe(total);
+  let pos = 0;
+  starts.forEach((start, k) => {
+    const end = starts[k + 1] ?? batch.length;
+    let size = 0;
+    for (let i = start; i < end; i++) size += 1 + batch[i]!.size;
+    out[pos] = 0;
+    out.writeUInt32BE(size, pos + 1);
+    pos += 5;
+    for (let i = start; i < end; i++) {
+      const f = batch[i]!;
+      out[pos++] = 0x0a; // field 1 (frames), length-delimited
+      out.set(f.field.data, pos);
+      pos += f.size;
+    }
+  });
   return out;
 }
 
