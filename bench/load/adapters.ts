@@ -2,7 +2,8 @@
 // subscribers count every message exactly from the framing alone and decode
 // one in SAMPLE_EVERY fully to measure latency, so the generators (which
 // share the machine with the server) cost about the same for every peer.
-// Publishers use each server's stock client.
+// HTTP/2 subscribers use a minimal client (h2-client.ts), as Socket.IO's use
+// a bare websocket. Publishers use each server's stock client.
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import * as http from "node:http";
 import * as http2 from "node:http2";
@@ -10,6 +11,7 @@ import { io } from "socket.io-client";
 import WebSocket from "ws";
 import { ConnectRequestSchema, PingRequestSchema, PublishRequestSchema, ServerFrameSchema, SubscribeRequestSchema } from "../../gen/chorus/v1/realtime_pb.js";
 import { RealtimeClient } from "../../clients/src/node.js";
+import { leanConnect, type LeanStream } from "./h2-client.js";
 
 /** `chorus-listen` is Chorus reached the way browsers reach it: a Listen stream over HTTP/1.1. */
 export type ServerKind = "chorus" | "chorus-listen" | "socketio" | "h2";
@@ -99,40 +101,39 @@ function payloadData(buf: Buffer, frameStart: number, frameEnd: number): string 
 }
 
 async function chorusSubscriber(url: string, topic: string, counter: Counter): Promise<Subscriber> {
-  const session = await connectH2(url);
-  const stream = session.request({ ":method": "POST", ":path": "/chorus.v1.RealtimeService/Connect", "content-type": "application/connect+proto", "connect-protocol-version": "1" });
   const envelope = (bytes: Uint8Array) => {
     const head = Buffer.alloc(5);
     head.writeUInt32BE(bytes.length, 1);
     return Buffer.concat([head, bytes]);
   };
   const command = (value: Parameters<typeof create<typeof ConnectRequestSchema>>[1]) => stream.write(envelope(toBinary(ConnectRequestSchema, create(ConnectRequestSchema, value))));
-  return new Promise((resolve, reject) => {
-    stream.on("error", reject);
-    stream.on(
-      "data",
-      framer(5, (flags, body) => {
-        if (flags !== 0) return; // end of stream
-        // ConnectResponse: repeated ServerFrame frames = 1 (tag 0x0a).
-        for (let pos = 0; pos < body.length; ) {
-          const [, afterTag] = varint(body, pos);
-          const [length, start] = varint(body, afterTag);
-          const kind = body[start]; // the ServerFrame oneof's tag
-          if (kind === 0x12) {
-            if (counter.count()) counter.sampled((JSON.parse(payloadData(body, start, start + length)) as { t: number }).t);
-          } else if (kind === 0x1a) {
-            // The subscribe reply (publishes below ask for none).
-            resolve({
-              send: (json) => command({ command: { case: "publish", value: { topic, event: "m", data: json } } }),
-              close: () => session.destroy(),
-            });
-          } else if (kind === 0x22) {
-            command({ command: { case: "ping", value: {} } }); // heartbeat
-          }
-          pos = start + length;
+  let subscribed: (subscriber: Subscriber) => void = () => {};
+  const connection = await leanConnect(url);
+  const stream = connection.request(
+    "POST",
+    "/chorus.v1.RealtimeService/Connect",
+    { "content-type": "application/connect+proto", "connect-protocol-version": "1" },
+    framer(5, (flags, body) => {
+      if (flags !== 0) return; // end of stream
+      // ConnectResponse: repeated ServerFrame frames = 1 (tag 0x0a).
+      for (let pos = 0; pos < body.length; ) {
+        const [, afterTag] = varint(body, pos);
+        const [length, start] = varint(body, afterTag);
+        const kind = body[start]; // the ServerFrame oneof's tag
+        if (kind === 0x12) {
+          if (counter.count()) counter.sampled((JSON.parse(payloadData(body, start, start + length)) as { t: number }).t);
+        } else if (kind === 0x1a) {
+          // The subscribe reply (publishes below ask for none).
+          subscribed({ send: (json) => command({ command: { case: "publish", value: { topic, event: "m", data: json } } }), close: () => connection.close() });
+        } else if (kind === 0x22) {
+          command({ command: { case: "ping", value: {} } }); // heartbeat
         }
-      }),
-    );
+        pos = start + length;
+      }
+    }),
+  );
+  return new Promise((resolve) => {
+    subscribed = resolve;
     command({ requestId: 1n, command: { case: "subscribe", value: { topic } } });
   });
 }
@@ -230,34 +231,32 @@ async function socketioPublisher(url: string): Promise<Publisher> {
 // ---- raw HTTP/2: [u32 length][bytes] frames ----
 
 async function h2Subscriber(url: string, topic: string, counter: Counter): Promise<Subscriber> {
-  const session = await connectH2(url);
-  const stream = session.request({ ":method": "GET", ":path": `/sub/${encodeURIComponent(topic)}` });
-  return new Promise((resolve, reject) => {
-    stream.on("error", reject);
-    stream.on(
-      "data",
-      framer(4, (_flags, body) => {
-        if (body.length === 0) {
-          let pub: http2.ClientHttp2Stream | undefined;
-          return resolve({
-            send(json) {
-              if (!pub) {
-                pub = session.request({ ":method": "POST", ":path": `/pub/${encodeURIComponent(topic)}` });
-                pub.resume(); // acknowledgements are not awaited here
-              }
-              const bytes = Buffer.from(json);
-              const frame = Buffer.alloc(4 + bytes.length);
-              frame.writeUInt32BE(bytes.length, 0);
-              bytes.copy(frame, 4);
-              pub.write(frame);
-            },
-            close: () => session.destroy(),
-          });
-        }
-        if (counter.count()) counter.sampled((JSON.parse(body.toString("utf8")) as { t: number }).t);
-      }),
-    );
-  });
+  let subscribed: (subscriber: Subscriber) => void = () => {};
+  const connection = await leanConnect(url);
+  connection.request(
+    "GET",
+    `/sub/${encodeURIComponent(topic)}`,
+    {},
+    framer(4, (_flags, body) => {
+      if (body.length === 0) {
+        // Publishes go on a second stream, opened on first use (acknowledgements are not awaited).
+        let pub: LeanStream | undefined;
+        return subscribed({
+          send(json) {
+            pub ??= connection.request("POST", `/pub/${encodeURIComponent(topic)}`, {}, () => {});
+            const bytes = Buffer.from(json);
+            const frame = Buffer.alloc(4 + bytes.length);
+            frame.writeUInt32BE(bytes.length, 0);
+            bytes.copy(frame, 4);
+            pub.write(frame);
+          },
+          close: () => connection.close(),
+        });
+      }
+      if (counter.count()) counter.sampled((JSON.parse(body.toString("utf8")) as { t: number }).t);
+    }),
+  );
+  return new Promise((resolve) => (subscribed = resolve));
 }
 
 async function h2Publisher(url: string): Promise<Publisher> {

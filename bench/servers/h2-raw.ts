@@ -35,6 +35,7 @@ function publish(topic: string, frame: Buffer): void {
 
 const server = http2.createServer({ settings: { maxConcurrentStreams: 1000 } });
 server.on("stream", (stream, headers) => {
+  stream.on("error", () => {}); // a generator closing its connection resets the stream: not a failure
   const match = /^\/(sub|pub)\/(.+)$/.exec(String(headers[":path"]));
   const kind = match?.[1];
   const path = decodeURIComponent(match?.[2] ?? "");
