@@ -186,10 +186,18 @@ async function run(scenario: Scenario, kind: ServerKind): Promise<Result> {
     const publishers = scenario.publisher ? [workers.at(-1)!] : workers;
     const steady = scenario.publisher?.mode === "rate";
 
-    if (steady) subscribers.forEach((w) => w.send({ cmd: "measure" }));
+    const publishedSoFar = async () => (await Promise.all(publishers.map((w) => w.report()))).reduce((n, r) => n + r.published, 0);
+    let publishedBefore = 0;
     publishers.forEach((w) => w.send({ cmd: "publish" }));
-    if (!steady) {
-      await sleep(1500); // warm-up: JIT, timers spread, queues at their working size
+    await sleep(1500); // warm-up: JIT, timers spread, queues at their working size
+    if (steady) {
+      // Losses are counted exactly: the warm-up's messages all arrive before counting starts.
+      publishers.forEach((w) => w.send({ cmd: "stop-publish" }));
+      await sleep(500);
+      publishedBefore = await publishedSoFar();
+      subscribers.forEach((w) => w.send({ cmd: "measure" }));
+      publishers.forEach((w) => w.send({ cmd: "publish" }));
+    } else {
       subscribers.forEach((w) => w.send({ cmd: "measure" }));
     }
     const cpu0 = procStats(pid).cpu;
@@ -199,7 +207,7 @@ async function run(scenario: Scenario, kind: ServerKind): Promise<Result> {
     if (steady) {
       publishers.forEach((w) => w.send({ cmd: "stop-publish" }));
       await sleep(1000); // let the last messages arrive before counting losses
-      published = (await Promise.all(publishers.map((w) => w.report()))).reduce((n, r) => n + r.published, 0);
+      published = (await publishedSoFar()) - publishedBefore;
     }
     const reports = await Promise.all(subscribers.map((w) => w.report()));
     publishers.forEach((w) => w.send({ cmd: "stop-publish" }));
