@@ -9,9 +9,9 @@ import { eventually, serverForSuite } from "../helpers/server.js";
 
 const server = serverForSuite();
 
-const DATA = 0, HEADERS = 1, RST_STREAM = 3, SETTINGS = 4, PING = 6, GOAWAY = 7, WINDOW_UPDATE = 8;
+const DATA = 0, HEADERS = 1, RST_STREAM = 3, SETTINGS = 4, PING = 6, GOAWAY = 7, WINDOW_UPDATE = 8, CONTINUATION = 9;
 const END_STREAM = 1, ACK = 1, END_HEADERS = 4;
-const PROTOCOL_ERROR = 1, FLOW_CONTROL_ERROR = 3, FRAME_SIZE_ERROR = 6, REFUSED_STREAM = 7, COMPRESSION_ERROR = 9;
+const PROTOCOL_ERROR = 1, FLOW_CONTROL_ERROR = 3, FRAME_SIZE_ERROR = 6, REFUSED_STREAM = 7, COMPRESSION_ERROR = 9, ENHANCE_YOUR_CALM = 11;
 
 interface Frame {
   type: number;
@@ -160,6 +160,16 @@ it.each([
   ["a header block that does not decode", COMPRESSION_ERROR, (c: RawConnection) => c.send(HEADERS, END_HEADERS, 1, Buffer.from([0xff, 0x7f]))],
   ["a stream id lower than one already used", PROTOCOL_ERROR, (c: RawConnection) => (c.request(5, "/healthz"), c.request(3, "/healthz"))],
   ["a SETTINGS frame on a stream", PROTOCOL_ERROR, (c: RawConnection) => c.send(SETTINGS, 0, 1, Buffer.alloc(0))],
+  ["a header block continued without end (empty CONTINUATION frames)", ENHANCE_YOUR_CALM, (c: RawConnection) => {
+    c.send(HEADERS, 0, 1, encodeHeaders([[":method", "GET"]]));
+    for (let k = 0; k < 100; k++) c.send(CONTINUATION, 0, 1, Buffer.alloc(0));
+  }],
+  ["streams opened and reset in a loop", ENHANCE_YOUR_CALM, (c: RawConnection) => {
+    for (let k = 0; k < 1100; k++) {
+      c.request(1 + 2 * k, "/chorus.v1.RealtimeService/Publish", "POST", false, [["content-type", "application/proto"]]);
+      c.send(RST_STREAM, 0, 1 + 2 * k, u32(8)); // CANCEL
+    }
+  }],
 ])("ends the connection with GOAWAY on %s", async (_what, code, violate) => {
   const c = await RawConnection.connect();
   violate(c);

@@ -58,6 +58,12 @@ const MAX_WINDOW = 2 ** 31 - 1;
 /** Control frames a peer makes us queue while not reading (PING, SETTINGS acks) stop here. */
 const MAX_UNREAD_BYTES = 4 * 1024 * 1024;
 
+/** Streams a peer may reset at once, and per second after that (nghttp2's defaults). */
+const RESET_BURST = 1000;
+const RESETS_PER_SECOND = 33;
+/** CONTINUATION frames one header block may take. */
+const MAX_CONTINUATIONS = 64;
+
 const EMPTY = Buffer.alloc(0);
 
 export interface RequestHead {
@@ -106,6 +112,8 @@ export class H2Connection implements StreamOwner {
   private peerMaxFrameSize = 16_384;
   private recvWindow = LOCAL.connectionWindow;
   private unacked = 0;
+  private resetBudget = RESET_BURST;
+  private resetCheckedAt = 0;
   private goingAway = false;
   private closed = false;
   /** Streams waiting for the connection window. */
@@ -183,8 +191,7 @@ export class H2Connection implements StreamOwner {
         if (streamId === 0) throw new ConnectionError(H2_ERROR.PROTOCOL_ERROR, "RST_STREAM on stream 0");
         if (payload.length !== 4) throw new ConnectionError(H2_ERROR.FRAME_SIZE_ERROR, "RST_STREAM frame of the wrong size");
         if (streamId > this.lastStreamId) throw new ConnectionError(H2_ERROR.PROTOCOL_ERROR, "RST_STREAM on an idle stream");
-        this.streams.get(streamId)?.close(payload.readUInt32BE(0));
-        return;
+        return this.onReset(streamId, payload.readUInt32BE(0));
       case FRAME.SETTINGS:
         return this.onSettings(flags, streamId, payload);
       case FRAME.PUSH_PROMISE:
@@ -242,7 +249,8 @@ export class H2Connection implements StreamOwner {
     if (!block || block.streamId !== streamId) throw new ConnectionError(H2_ERROR.PROTOCOL_ERROR, "unexpected CONTINUATION");
     block.chunks.push(payload);
     block.size += payload.length;
-    if (block.size > LOCAL.maxHeaderListSize) throw new ConnectionError(H2_ERROR.ENHANCE_YOUR_CALM, "header block too large");
+    // Empty CONTINUATION frames would never reach the size limit: their count has one too.
+    if (block.size > LOCAL.maxHeaderListSize || block.chunks.length > MAX_CONTINUATIONS) throw new ConnectionError(H2_ERROR.ENHANCE_YOUR_CALM, "header block too large");
     if (flags & END_HEADERS) this.endHeaders();
   }
 
@@ -275,6 +283,22 @@ export class H2Connection implements StreamOwner {
       return;
     }
     this.onRequest(stream, head);
+  }
+
+  /**
+   * The peer cancels a stream. Each cancelled request has cost a handler
+   * call, and cancelling frees its slot under the concurrency limit, so
+   * cancellations are rate-limited (a token bucket): a client opening and
+   * resetting streams in a loop is told to calm down and disconnected.
+   */
+  private onReset(streamId: number, code: number): void {
+    const stream = this.streams.get(streamId);
+    if (!stream) return;
+    const now = performance.now();
+    this.resetBudget = Math.min(RESET_BURST, this.resetBudget + ((now - this.resetCheckedAt) / 1000) * RESETS_PER_SECOND);
+    this.resetCheckedAt = now;
+    if (--this.resetBudget < 0) throw new ConnectionError(H2_ERROR.ENHANCE_YOUR_CALM, "too many streams reset");
+    stream.close(code);
   }
 
   private onSettings(flags: number, streamId: number, payload: Buffer): void {
