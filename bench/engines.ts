@@ -1,17 +1,18 @@
 // `npm run bench:engines [-- --quick]`
 // The NATS engine against the memory engine, measured in the same run:
 // publish→deliver latency (NATS: publisher and subscriber on two different
-// nodes) and history page time on a topic holding 100 000 messages.
+// nodes), history page time on a topic holding 100 000 messages, and
+// persisted-publish throughput by durability mode (the embedded engine with
+// CHORUS_FSYNC=never, its default, and always; NATS for reference).
 // Needs nats-server (a private one is started on a free port) or NATS_URL.
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { cpus, tmpdir } from "node:os";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { cpus } from "node:os";
 import { join, resolve } from "node:path";
-import { createServer } from "node:net";
 import { RealtimeClient } from "../clients/src/node.js";
-import { buildServer, SERVER_BUNDLE } from "../server/build.mjs";
+import { buildServer } from "../server/build.mjs";
 import { currentCommit } from "./commit.js";
 import { Histogram } from "./load/histogram.js";
+import { natsVersion, sleep, startChorus, startNats } from "./load/processes.js";
 
 const ROOT = resolve(import.meta.dirname, "..");
 const quick = process.argv.includes("--quick");
@@ -19,54 +20,8 @@ const LATENCY_MESSAGES = quick ? 500 : 2000;
 const LATENCY_RATE = 200; // per second
 const HISTORY_MESSAGES = quick ? 10_000 : 100_000;
 const HISTORY_QUERIES = quick ? 100 : 300;
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const cleanup: Array<() => void> = [];
-process.on("exit", () => cleanup.forEach((f) => f()));
-
-async function freePort(): Promise<number> {
-  return new Promise((res) => {
-    const s = createServer().listen(0, "127.0.0.1", () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => res(port));
-    });
-  });
-}
-
-/** A private nats-server for this run, or NATS_URL when nats-server is not installed. */
-async function nats(): Promise<string> {
-  if (spawnSync("nats-server", ["--version"]).status !== 0) {
-    if (!process.env.NATS_URL) throw new Error("nats-server is not installed and NATS_URL is not set");
-    return process.env.NATS_URL;
-  }
-  const port = await freePort();
-  const dir = mkdtempSync(join(tmpdir(), "chorus-bench-nats-"));
-  const child = spawn("nats-server", ["-a", "127.0.0.1", "-p", String(port), "-js", "-sd", dir], { stdio: "ignore" });
-  cleanup.push(() => (child.kill("SIGKILL"), rmSync(dir, { recursive: true, force: true })));
-  await sleep(500);
-  return `nats://127.0.0.1:${port}`;
-}
-
-async function chorus(env: Record<string, string>): Promise<{ url: string; child: ChildProcess }> {
-  const dataDir = mkdtempSync(join(tmpdir(), "chorus-bench-"));
-  const child = spawn(process.execPath, ["--enable-source-maps", SERVER_BUNDLE], {
-    cwd: ROOT,
-    env: { ...process.env, PORT: "0", HOST: "127.0.0.1", CHORUS_DATA_DIR: dataDir, CHORUS_MAX_PUBLISH_RATE: "0", CHORUS_RETENTION: "**=count:200000,age:1d", ...env },
-    stdio: ["ignore", "pipe", "inherit"],
-  });
-  cleanup.push(() => (child.kill("SIGKILL"), rmSync(dataDir, { recursive: true, force: true })));
-  const url = await new Promise<string>((res, rej) => {
-    let out = "";
-    const timer = setTimeout(() => rej(new Error(`chorus did not start: ${out}`)), 30_000);
-    child.stdout!.on("data", (d) => {
-      out += d;
-      const m = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(out);
-      if (m) (clearTimeout(timer), res(m[1]!));
-    });
-  });
-  child.stdout!.resume();
-  return { url, child };
-}
+const THROUGHPUT_MESSAGES = quick ? 5_000 : 20_000;
+const THROUGHPUT_PUBLISHERS = 4;
 
 /** Publishes at a steady rate from one node; the subscriber on the other measures publish→deliver. */
 async function latency(pubUrl: string, subUrl: string, persist: boolean): Promise<Histogram> {
@@ -125,10 +80,40 @@ async function history(url: string): Promise<{ fillSeconds: number; newest: Hist
   return { fillSeconds, newest, paged };
 }
 
+/**
+ * Persisted publishes as fast as they are acknowledged: 4 publishers, each
+ * keeping up to 64 in flight (the server's per-session command limit),
+ * over `topics` topics. Returns acknowledged messages per second.
+ */
+async function throughput(url: string, topics: number): Promise<number> {
+  const run = Date.now().toString(36);
+  const clients = Array.from({ length: THROUGHPUT_PUBLISHERS }, () => new RealtimeClient({ url }));
+  await Promise.all(clients.map((c) => c.connect()));
+  const perClient = THROUGHPUT_MESSAGES / THROUGHPUT_PUBLISHERS;
+  const t0 = performance.now();
+  await Promise.all(
+    clients.map(async (client, p) => {
+      let next = 0;
+      const worker = async () => {
+        while (next < perClient) {
+          const n = next++;
+          await client.channel(`bench/durable-${run}-${(p * perClient + n) % topics}`).publish("m", { n, pad: "x".repeat(64) }, { persist: true });
+        }
+      };
+      await Promise.all(Array.from({ length: 64 }, worker));
+    }),
+  );
+  const seconds = (performance.now() - t0) / 1000;
+  for (const c of clients) c.disconnect();
+  return Math.round(THROUGHPUT_MESSAGES / seconds);
+}
+
 await buildServer();
-const natsUrl = await nats();
+const natsUrl = await startNats();
 const prefix = `bench${Date.now().toString(36)}`;
 const natsEnv = { CHORUS_ENGINE: "nats", NATS_URL: natsUrl, CHORUS_NATS_PREFIX: prefix };
+// History benchmarks fill one topic beyond the default retention (10 000 per topic).
+const chorus = (env: Record<string, string>) => startChorus({ CHORUS_RETENTION: "**=count:200000,age:1d", ...env });
 const [memory, nodeA, nodeB] = await Promise.all([chorus({}), chorus(natsEnv), chorus(natsEnv)]);
 
 const rows: Array<{ figure: string; memory: number; nats: number; unit: string }> = [];
@@ -151,15 +136,33 @@ for (const p of [50, 99]) {
   rows.push({ figure: `getHistory(50, before), random point, p${p}`, memory: r2(memHistory.paged.percentile(p)), nats: r2(natsHistory.paged.percentile(p)), unit: "ms" });
 }
 
+process.stdout.write("persisted throughput by durability mode … ");
+const fsynced = await chorus({ CHORUS_FSYNC: "always" });
+const durability: Array<{ figure: string; never: number; always: number; nats: number }> = [];
+for (const topics of [1, 100]) {
+  durability.push({
+    figure: `persisted publishes acknowledged per second, ${THROUGHPUT_PUBLISHERS} publishers × 64 in flight, ${topics} topic${topics > 1 ? "s" : ""}`,
+    never: await throughput(memory.url, topics),
+    always: await throughput(fsynced.url, topics),
+    nats: await throughput(nodeA.url, topics),
+  });
+}
+console.log("done");
+
 const date = new Date().toISOString();
+const durabilityTable = [
+  "| figure | memory, CHORUS_FSYNC=never (default) | memory, CHORUS_FSYNC=always | NATS (R1, file) |",
+  "|---|---:|---:|---:|",
+  ...durability.map((d) => `| ${d.figure} | ${d.never} msg/s | ${d.always} msg/s (${(d.always / d.never).toFixed(2)}×) | ${d.nats} msg/s (${(d.nats / d.never).toFixed(2)}×) |`),
+].join("\n");
 const table = [
   "| figure | memory engine | NATS engine | NATS / memory |",
   "|---|---:|---:|---:|",
   ...rows.map((r) => `| ${r.figure} | ${r.memory} ${r.unit} | ${r.nats} ${r.unit} | ${(r.nats / r.memory).toFixed(2)}× |`),
 ].join("\n");
-console.log(`\n${table}\n`);
+console.log(`\n${table}\n\n${durabilityTable}\n`);
 const machine = `${cpus().length} × ${cpus()[0]?.model ?? "?"}`;
-const nsVersion = spawnSync("nats-server", ["--version"], { encoding: "utf8" }).stdout?.trim() || "NATS at NATS_URL";
+const nsVersion = natsVersion();
 const md = [
   `# Chorus engines benchmark (${quick ? "quick" : "full"}), ${date.slice(0, 10)}`,
   "",
@@ -169,13 +172,17 @@ const md = [
   "",
   table,
   "",
+  `Durability modes: ${THROUGHPUT_MESSAGES} persisted messages per figure; the bracket is the mode's figure divided by the default's (never).`,
+  "",
+  durabilityTable,
+  "",
   `Reproduce: \`npm run bench:engines${quick ? " -- --quick" : ""}\`.`,
   "",
 ].join("\n");
 const dir = join(ROOT, "bench/results");
 mkdirSync(dir, { recursive: true });
 const stamp = `${date.slice(0, 10)}-engines-${quick ? "quick" : "full"}`;
-writeFileSync(join(dir, `${stamp}.json`), JSON.stringify({ date, quick, commit: currentCommit(ROOT), machine, nats: nsVersion, rows }, null, 2) + "\n");
+writeFileSync(join(dir, `${stamp}.json`), JSON.stringify({ date, quick, commit: currentCommit(ROOT), machine, nats: nsVersion, rows, durability }, null, 2) + "\n");
 writeFileSync(join(dir, `${stamp}.md`), md);
 console.log(`results: bench/results/${stamp}.md`);
 process.exit(0);

@@ -13,8 +13,12 @@ import { ConnectRequestSchema, PingRequestSchema, PublishRequestSchema, ServerFr
 import { RealtimeClient } from "../../clients/src/node.js";
 import { leanConnect, type LeanStream } from "./h2-client.js";
 
-/** `chorus-listen` is Chorus reached the way browsers reach it: a Listen stream over HTTP/1.1. */
-export type ServerKind = "chorus" | "chorus-listen" | "socketio" | "h2";
+/**
+ * `chorus-listen` is Chorus reached the way browsers reach it: a Listen
+ * stream over HTTP/1.1. `chorus-node-h2` is Chorus with CHORUS_HTTP2=node
+ * (Node's http2 module instead of Chorus' own HTTP/2), reached like `chorus`.
+ */
+export type ServerKind = "chorus" | "chorus-listen" | "chorus-node-h2" | "socketio" | "h2";
 
 export const SAMPLE_EVERY = 8;
 
@@ -38,11 +42,11 @@ export interface Publisher {
 }
 
 export function subscribe(kind: ServerKind, url: string, topic: string, counter: Counter): Promise<Subscriber> {
-  return { chorus: chorusSubscriber, "chorus-listen": chorusListenSubscriber, socketio: socketioSubscriber, h2: h2Subscriber }[kind](url, topic, counter);
+  return { chorus: chorusSubscriber, "chorus-listen": chorusListenSubscriber, "chorus-node-h2": chorusSubscriber, socketio: socketioSubscriber, h2: h2Subscriber }[kind](url, topic, counter);
 }
 
 export function publisher(kind: ServerKind, url: string): Promise<Publisher> {
-  return { chorus: chorusPublisher, "chorus-listen": chorusPublisher, socketio: socketioPublisher, h2: h2Publisher }[kind](url);
+  return { chorus: chorusPublisher, "chorus-listen": chorusPublisher, "chorus-node-h2": chorusPublisher, socketio: socketioPublisher, h2: h2Publisher }[kind](url);
 }
 
 function connectH2(url: string): Promise<http2.ClientHttp2Session> {
@@ -54,7 +58,7 @@ function connectH2(url: string): Promise<http2.ClientHttp2Session> {
 }
 
 /** Splits a byte stream into [5-byte prefix][body] envelopes (Connect/gRPC) or [4-byte length][body] frames. */
-function framer(prefix: 4 | 5, onFrame: (flags: number, body: Buffer) => void): (chunk: Buffer) => void {
+export function framer(prefix: 4 | 5, onFrame: (flags: number, body: Buffer) => void): (chunk: Buffer) => void {
   let pending: Buffer = Buffer.alloc(0);
   return (chunk) => {
     pending = pending.length ? Buffer.concat([pending, chunk]) : chunk;
@@ -67,7 +71,7 @@ function framer(prefix: 4 | 5, onFrame: (flags: number, body: Buffer) => void): 
   };
 }
 
-function varint(buf: Buffer, pos: number): [value: number, next: number] {
+export function varint(buf: Buffer, pos: number): [value: number, next: number] {
   let value = 0;
   let shift = 0;
   for (;;) {
@@ -81,11 +85,26 @@ function varint(buf: Buffer, pos: number): [value: number, next: number] {
 // ---- Chorus: the bidi session spoken directly (Connect protocol, binary) ----
 
 /**
+ * Calls `onFrame` for each ServerFrame of a ConnectResponse or
+ * ListenResponse body (`repeated ServerFrame frames = 1`): the tag byte of
+ * its oneof (0x0a welcome, 0x12 payload, 0x1a reply, 0x22 heartbeat …) and
+ * where the frame's bytes start and end.
+ */
+export function eachServerFrame(body: Buffer, onFrame: (kind: number, start: number, end: number) => void): void {
+  for (let pos = 0; pos < body.length; ) {
+    const [, afterTag] = varint(body, pos);
+    const [length, start] = varint(body, afterTag);
+    onFrame(body[start]!, start, start + length);
+    pos = start + length;
+  }
+}
+
+/**
  * The `data` (field 5) of the RealtimePayload inside a ServerFrame, read
  * straight from the bytes: the same work as the raw peer's JSON slice,
  * rather than decoding every string of the payload for one timestamp.
  */
-function payloadData(buf: Buffer, frameStart: number, frameEnd: number): string {
+export function payloadData(buf: Buffer, frameStart: number, frameEnd: number): string {
   const [, payloadStart] = varint(buf, frameStart + 1); // ServerFrame field 2 (payload): skip its length
   for (let pos = payloadStart; pos < frameEnd; ) {
     const [tag, afterTag] = varint(buf, pos);
@@ -115,21 +134,16 @@ async function chorusSubscriber(url: string, topic: string, counter: Counter): P
     { "content-type": "application/connect+proto", "connect-protocol-version": "1" },
     framer(5, (flags, body) => {
       if (flags !== 0) return; // end of stream
-      // ConnectResponse: repeated ServerFrame frames = 1 (tag 0x0a).
-      for (let pos = 0; pos < body.length; ) {
-        const [, afterTag] = varint(body, pos);
-        const [length, start] = varint(body, afterTag);
-        const kind = body[start]; // the ServerFrame oneof's tag
+      eachServerFrame(body, (kind, start, end) => {
         if (kind === 0x12) {
-          if (counter.count()) counter.sampled((JSON.parse(payloadData(body, start, start + length)) as { t: number }).t);
+          if (counter.count()) counter.sampled((JSON.parse(payloadData(body, start, end)) as { t: number }).t);
         } else if (kind === 0x1a) {
           // The subscribe reply (publishes below ask for none).
           subscribed({ send: (json) => command({ command: { case: "publish", value: { topic, event: "m", data: json } } }), close: () => connection.close() });
         } else if (kind === 0x22) {
           command({ command: { case: "ping", value: {} } }); // heartbeat
         }
-        pos = start + length;
-      }
+      });
     }),
   );
   return new Promise((resolve) => {
@@ -153,15 +167,12 @@ async function chorusListenSubscriber(url: string, topic: string, counter: Count
         "data",
         framer(5, (flags, body) => {
           if (flags !== 0) return;
-          for (let pos = 0; pos < body.length; ) {
-            const [, afterTag] = varint(body, pos);
-            const [length, start] = varint(body, afterTag);
-            const kind = body[start];
+          eachServerFrame(body, (kind, start, end) => {
             if (kind === 0x12) {
-              if (counter.count()) counter.sampled((JSON.parse(payloadData(body, start, start + length)) as { t: number }).t);
+              if (counter.count()) counter.sampled((JSON.parse(payloadData(body, start, end)) as { t: number }).t);
             } else if (kind === 0x0a && !sessionId) {
-              const frame = fromBinary(ServerFrameSchema, body.subarray(start, start + length));
-              if (frame.kind.case !== "welcome") continue;
+              const frame = fromBinary(ServerFrameSchema, body.subarray(start, end));
+              if (frame.kind.case !== "welcome") return;
               sessionId = frame.kind.value.sessionId;
               unary("Subscribe", toBinary(SubscribeRequestSchema, create(SubscribeRequestSchema, { sessionId, topic }))).then(
                 (r) => (r.ok ? resolve({ send: (json) => void unary("Publish", toBinary(PublishRequestSchema, create(PublishRequestSchema, { sessionId, topic, event: "m", data: json }))).catch(() => {}), close: () => req.destroy() }) : reject(new Error(`subscribe: HTTP ${r.status}`))),
@@ -170,8 +181,7 @@ async function chorusListenSubscriber(url: string, topic: string, counter: Count
             } else if (kind === 0x22) {
               void unary("Ping", toBinary(PingRequestSchema, create(PingRequestSchema, { sessionId }))).catch(() => {});
             }
-            pos = start + length;
-          }
+          });
         }),
       );
     });
@@ -222,7 +232,9 @@ async function socketioPublisher(url: string): Promise<Publisher> {
   });
   return {
     async publish(topic, json) {
-      await socket.emitWithAck("pub", topic, json);
+      // A dropped connection fails at once (not buffered for a reconnection that never comes); a lost ack in 10 s.
+      if (!socket.connected) throw new Error("socket.io publisher disconnected");
+      await socket.timeout(10_000).emitWithAck("pub", topic, json);
     },
     close: () => socket.disconnect(),
   };

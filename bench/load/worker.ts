@@ -19,7 +19,7 @@ export interface WorkerConfig {
   payloadBytes: number;
 }
 
-export type ToWorker = { cmd: "measure" } | { cmd: "publish" } | { cmd: "stop-publish" } | { cmd: "report" } | { cmd: "exit" };
+export type ToWorker = { cmd: "measure" } | { cmd: "publish" } | { cmd: "stop-publish" } | { cmd: "rate"; perSecond: number } | { cmd: "report" } | { cmd: "exit" };
 
 export interface WorkerReport {
   received: number;
@@ -130,6 +130,13 @@ process.on("message", (message: ToWorker) => {
     case "stop-publish":
       publishing = false;
       for (const t of timers) clearInterval(t);
+      break;
+    case "rate":
+      // Each member publishes at this rate from now on (the rooms ramp).
+      publishing = false;
+      for (const t of timers.splice(0)) clearInterval(t);
+      if (config.publish?.mode === "rate") config.publish.perSecond = message.perSecond;
+      startPublishing();
       break;
     case "report":
       process.send!({ report: { received, published, histogram: histogram.toJSON() } satisfies WorkerReport });

@@ -1,13 +1,14 @@
-import { create } from "@bufbuild/protobuf";
-import { Code, ConnectError, createClient, type Client, type Transport } from "@connectrpc/connect";
-import { createWritableIterable } from "@connectrpc/connect/protocol";
-import {
-  ConnectRequestSchema,
-  RealtimeService,
-  type ConnectRequest,
-  type ServerFrame,
-} from "../../gen/chorus/v1/realtime_pb.js";
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { ConnectRequestSchema, ConnectResponseSchema, type ConnectRequest, type ServerFrame } from "../../gen/chorus/v1/realtime_pb.js";
+import { ConnectStream, type ConnectStreamHandler } from "./connect-stream.js";
+import { envelope } from "./envelopes.js";
+import type { H2Target } from "./h2-target.js";
 import { sessionEnded, type CommandCase, type CommandInit, type CommandResult, type SessionConnection, type SessionTransport } from "./session.js";
+
+const METHOD = "chorus.v1.RealtimeService/Connect";
+/** Frames received and not yet taken by the client: past this, the stream is not read (flow control holds the server). */
+const READ_AHEAD = 4096;
 
 interface Pending {
   resolve(value: unknown): void;
@@ -15,81 +16,114 @@ interface Pending {
 }
 
 /**
- * A session on the bidirectional `Connect` stream (HTTP/2): commands are
- * frames with a request id, answered by Reply frames on the same stream, so
- * they are handled by the server strictly in the order they were sent.
+ * Sessions on the bidirectional `Connect` stream (HTTP/2), written and read
+ * as Connect envelopes straight on the HTTP/2 stream of connect-node's
+ * session manager: commands are frames with a request id, answered by Reply
+ * frames on the same stream, so the server handles them strictly in the
+ * order they were sent. (connect's generic client costs several times more
+ * per command, and its request iterable waits on every queued write in
+ * turn: a few thousand commands queued at once took seconds.)
  */
 export class BidiSessionTransport implements SessionTransport {
-  private readonly client: Client<typeof RealtimeService>;
-
-  constructor(
-    transport: Transport,
-    /** Closes the HTTP/2 connection (the next call opens a new one). */
-    private readonly closeConnection: () => void = () => {},
-  ) {
-    this.client = createClient(RealtimeService, transport);
-  }
+  constructor(private readonly target: H2Target) {}
 
   open(headers: Record<string, string>): SessionConnection {
-    return new BidiSession(this.client, headers);
+    return new BidiSession(this.target, headers);
   }
 
+  /** Closes the HTTP/2 connection (the next session opens a new one). */
   dispose(): void {
-    this.closeConnection();
+    this.target.sessions.abort();
   }
 
   reset(): void {
-    this.closeConnection();
+    this.target.sessions.abort();
   }
 }
 
-class BidiSession implements SessionConnection {
+class BidiSession implements SessionConnection, ConnectStreamHandler {
   readonly frames: AsyncIterable<ServerFrame>;
-  private readonly outgoing = createWritableIterable<ConnectRequest>();
+  private readonly call: ConnectStream;
   private readonly pending = new Map<bigint, Pending>();
-  private readonly abort = new AbortController();
   private nextRequestId = 1n;
   private ended = false;
+  /** Why the session ended: undefined for a clean end (or our own close). */
+  private failure: ConnectError | undefined;
+  private readonly inbox: ServerFrame[] = [];
+  private wake: (() => void) | undefined;
 
-  constructor(client: Client<typeof RealtimeService>, headers: Record<string, string>) {
-    const responses = client.connect(this.outgoing, { headers, signal: this.abort.signal });
-    this.frames = this.pump(responses);
+  constructor(target: H2Target, headers: Record<string, string>) {
+    this.call = new ConnectStream(target, METHOD, headers, this);
+    this.frames = { [Symbol.asyncIterator]: () => this.iterate() };
   }
 
-  command<K extends CommandCase>(kind: K, value: CommandInit<K>): Promise<CommandResult<K>> {
-    if (this.ended) return Promise.reject(sessionEnded());
+  command<K extends CommandCase>(kind: K, value: CommandInit<K>, signal: AbortSignal): Promise<CommandResult<K>> {
+    if (this.ended) return Promise.reject(sessionEnded(false));
     const requestId = this.nextRequestId++;
-    const frame = create(ConnectRequestSchema, { requestId, command: { case: kind, value } as ConnectRequest["command"] });
-    return new Promise((resolve, reject) => {
-      this.pending.set(requestId, { resolve: resolve as (v: unknown) => void, reject });
-      this.outgoing.write(frame).catch(() => {
-        // The stream is gone; the pump rejects everything pending.
+    const bytes = envelope(0, toBinary(ConnectRequestSchema, create(ConnectRequestSchema, { requestId, command: { case: kind, value } as ConnectRequest["command"] })));
+    return new Promise<CommandResult<K>>((resolve, reject) => {
+      const giveUp = () => {
+        this.pending.delete(requestId);
+        reject(ConnectError.from(signal.reason ?? new ConnectError("command abandoned", Code.DeadlineExceeded)));
+      };
+      if (signal.aborted) return giveUp();
+      signal.addEventListener("abort", giveUp, { once: true });
+      this.pending.set(requestId, {
+        resolve: (v: unknown) => (signal.removeEventListener("abort", giveUp), resolve(v as never)),
+        reject: (e) => (signal.removeEventListener("abort", giveUp), reject(e)),
       });
+      this.call.write(bytes);
     });
   }
 
   close(): void {
-    if (this.ended) return;
-    this.outgoing.close();
-    this.abort.abort();
-    this.finish(sessionEnded());
+    this.call.close();
   }
 
-  private async *pump(responses: AsyncIterable<{ frames: ServerFrame[] }>): AsyncGenerator<ServerFrame> {
-    try {
-      for await (const response of responses) {
-        for (const frame of response.frames) {
-          if (frame.kind.case === "reply") this.settle(frame.kind.value);
-          else yield frame;
-        }
+  /** The frames that are not replies, as they come; ends with the session, throws if it failed. */
+  private async *iterate(): AsyncGenerator<ServerFrame> {
+    for (;;) {
+      const frame = this.inbox.shift();
+      if (frame) {
+        if (this.inbox.length === 0) this.call.resume();
+        yield frame;
+        continue;
       }
-      this.finish(sessionEnded());
-    } catch (error) {
-      const e = ConnectError.from(error);
-      this.finish(e);
-      // Our own close() aborts the call: that is an end, not a failure.
-      if (!(this.abort.signal.aborted && e.code === Code.Canceled)) throw e;
+      if (this.ended) {
+        if (this.failure) throw this.failure;
+        return;
+      }
+      await new Promise<void>((resolve) => (this.wake = resolve));
     }
+  }
+
+  // ---- ConnectStreamHandler ----
+
+  onMessage(body: Buffer): boolean {
+    let frames: ServerFrame[];
+    try {
+      frames = fromBinary(ConnectResponseSchema, body).frames;
+    } catch (error) {
+      this.call.close(new ConnectError(`the server's message does not decode: ${String(error)}`, Code.Internal));
+      return false;
+    }
+    for (const frame of frames) {
+      if (frame.kind.case === "reply") this.settle(frame.kind.value);
+      else this.inbox.push(frame);
+    }
+    if (this.inbox.length > READ_AHEAD) this.call.pause();
+    this.wakeReader();
+    return true;
+  }
+
+  /** The session is over: commands waiting for an answer fail (sent or not), the frames end after what arrived. */
+  onEnd(failure: ConnectError | undefined): void {
+    this.ended = true;
+    this.failure = failure;
+    const error = this.call.opened ? (failure ?? sessionEnded(true)) : sessionEnded(false);
+    for (const pending of this.pending.values()) pending.reject(error);
+    this.pending.clear();
+    this.wakeReader();
   }
 
   private settle(reply: { requestId: bigint; result: { case: string | undefined; value?: unknown } }): void {
@@ -104,10 +138,9 @@ class BidiSession implements SessionConnection {
     }
   }
 
-  private finish(error: ConnectError): void {
-    this.ended = true;
-    this.outgoing.close();
-    for (const pending of this.pending.values()) pending.reject(error);
-    this.pending.clear();
+  private wakeReader(): void {
+    const wake = this.wake;
+    this.wake = undefined;
+    wake?.();
   }
 }

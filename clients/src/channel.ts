@@ -2,14 +2,20 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { reconnectDelay, type RealtimeClient } from "./client.js";
 import { positionOf, toHistoryMessage } from "./convert.js";
 import { Listeners } from "./listeners.js";
+import { PresenceState, toPresenceEntry, type PresenceEntry } from "./presence.js";
+import { StreamAssembler, type StreamState, type ViewerStream } from "./streams.js";
+import { openSessionStream, type StreamOptions, type StreamWriter } from "./stream-writer.js";
 import type { HistoryMessage, Listener, Position, PublishOptions, PublishResult, RealtimePayload, SubscribeStatus } from "./types.js";
+
+/** Answers that say the subscription will not be served, however often it is asked for. */
+const REFUSALS = new Set([Code.InvalidArgument, Code.PermissionDenied, Code.Unauthenticated, Code.ResourceExhausted, Code.FailedPrecondition, Code.Unimplemented, Code.OutOfRange, Code.AlreadyExists]);
 
 /**
  * One topic as the app sees it: listeners by event name (`'*'` for all),
  * a subscription that survives reconnects, publish and history.
  */
 export class Channel {
-  private readonly listeners = new Listeners();
+  private readonly listeners: Listeners;
   /** True between subscribe() and unsubscribe(). */
   private wanted = false;
   private joined = false;
@@ -18,14 +24,41 @@ export class Channel {
   /** The newest persisted position seen on this channel. */
   private position: Position | undefined;
   private joinDataValue: unknown;
+  /** Why the server refused the last subscribe, for ready() called after the fact. */
+  private refusal: ConnectError | undefined;
   /** A join the server could not serve for now (UNAVAILABLE) is tried again on this timer. */
   private retryTimer: ReturnType<typeof setTimeout> | undefined;
   private retries = 0;
+  /** Who is present, as the server last said. */
+  private readonly presenceState = new PresenceState();
+  /** Token streams on this topic, put together from their payloads; who hears of them. */
+  private readonly streamWatchers = new Set<(state: StreamState) => void>();
+  private readonly streamReaders = new Set<(stream: ViewerStream) => void>();
+  private readonly streamParts = new StreamAssembler(
+    (state) => {
+      for (const watcher of this.streamWatchers) watcher(state);
+    },
+    (stream) => {
+      for (const reader of this.streamReaders) reader(stream);
+    },
+  );
+  /** The state this client tracks here (JSON text), while tracking. */
+  private tracked: string | undefined;
+  /** The state the server last accepted (what a refused update falls back to). */
+  private acknowledged: string | undefined;
+  /** The presence id the server gave our member: named on reconnect to restore it. */
+  private memberId: string | undefined;
+  /** The track waiting for the subscription (a track before subscribe is announced once subscribed). */
+  private pendingTrack: { resolve(): void; reject(error: unknown): void } | undefined;
 
   constructor(
     private readonly client: RealtimeClient,
     readonly topic: string,
-  ) {}
+    /** Table topics: the rows this channel receives (empty: all). */
+    readonly filter = "",
+  ) {
+    this.listeners = new Listeners((error, event) => client.report(error, `listener for "${event}" on ${topic}`));
+  }
 
   /** True while the server delivers this topic to us. */
   get subscribed(): boolean {
@@ -47,6 +80,74 @@ export class Channel {
     return this;
   }
 
+  /**
+   * Calls `callback` with a token stream's state whenever it changes: on
+   * its start, every chunk (`text` is all of it so far) and its end.
+   */
+  onStream<Meta = any>(callback: (stream: StreamState<Meta>) => void): this {
+    this.streamWatchers.add(callback);
+    return this;
+  }
+
+  offStream(callback: (stream: StreamState) => void): this {
+    this.streamWatchers.delete(callback);
+    return this;
+  }
+
+  /** Token streams under way on this topic now. */
+  get activeStreams(): StreamState[] {
+    return this.streamParts.current();
+  }
+
+  /**
+   * Each token stream that starts from now on (or is caught up with on
+   * subscribe), as an async iterable of its text chunks:
+   * `for await (const stream of channel.streams()) for await (const chunk of stream) …`.
+   * Leaving the loop stops listening.
+   */
+  streams<Meta = any>(): AsyncIterable<ViewerStream<Meta>> {
+    const readers = this.streamReaders;
+    return {
+      [Symbol.asyncIterator]() {
+        const queue: ViewerStream[] = [];
+        let wake: (() => void) | undefined;
+        let closed = false;
+        const reader = (stream: ViewerStream) => {
+          queue.push(stream);
+          wake?.();
+        };
+        readers.add(reader);
+        return {
+          async next(): Promise<IteratorResult<ViewerStream<Meta>>> {
+            while (queue.length === 0) {
+              if (closed) return { value: undefined, done: true };
+              await new Promise<void>((resolve) => (wake = resolve));
+            }
+            wake = undefined;
+            return { value: queue.shift()!, done: false };
+          },
+          async return(): Promise<IteratorResult<ViewerStream<Meta>>> {
+            readers.delete(reader);
+            closed = true;
+            wake?.();
+            return { value: undefined, done: true };
+          },
+        };
+      },
+    };
+  }
+
+  /**
+   * Streams a response into this topic from this client (peer to peer;
+   * needs the publish permission): write() chunks, then end(). Each chunk
+   * counts against the publish rate; text written while a write is on its
+   * way goes out together. If the connection drops, the server ends the
+   * stream with an error and further writes fail.
+   */
+  stream(event = "stream", options: Omit<StreamOptions, "event"> = {}): StreamWriter {
+    return openSessionStream(this.topic, { ...options, event }, (request) => this.client.command("streamWrite", request));
+  }
+
   off<T = any>(event: string, callback: Listener<T>): this {
     this.listeners.remove(event, callback as Listener);
     return this;
@@ -54,7 +155,8 @@ export class Channel {
 
   /**
    * Starts receiving this topic (connecting if needed). Returns the channel
-   * at once; `callback` (or `ready()`) tells how it went.
+   * at once; `callback` (or `ready()`) tells how it went. Without a
+   * callback, a refusal is reported through the client's onError.
    */
   subscribe(callback?: (status: SubscribeStatus, error?: ConnectError) => void): this {
     if (callback) this.onStatus = callback;
@@ -64,14 +166,88 @@ export class Channel {
     return this;
   }
 
+  /** @internal Whether subscribe() was called and not undone (by unsubscribe() or a final refusal). */
+  get wantsSubscription(): boolean {
+    return this.wanted;
+  }
+
   /** Resolves when the subscription is active; rejects with the server's error. */
   ready(): Promise<void> {
-    if (!this.wanted) return Promise.reject(new ConnectError(`channel ${this.topic} is not subscribed: call subscribe() first`, Code.FailedPrecondition));
+    if (!this.wanted) return Promise.reject(this.refusal ?? new ConnectError(`channel ${this.topic} is not subscribed: call subscribe() first`, Code.FailedPrecondition));
     return this.joining ?? Promise.resolve();
   }
 
+  /**
+   * Announces this client on the topic with `state` (any JSON value),
+   * under its authenticated user id; called again, updates the state in
+   * place (subscribers see one `presence:update`). Before subscribe() it is
+   * announced once subscribed. After a reconnect the state is restored by
+   * itself (within the server's grace period, unseen by the others).
+   */
+  track(state: unknown): Promise<void> {
+    let text: string;
+    try {
+      text = JSON.stringify(state ?? null);
+    } catch (error) {
+      return this.client.guard(Promise.reject(new ConnectError(`presence state is not JSON (${(error as Error).message})`, Code.InvalidArgument)), `track on ${this.topic}`);
+    }
+    this.tracked = text;
+    this.pendingTrack?.resolve(); // superseded: the newest state is the one announced
+    const announced = this.joined ? this.announce() : new Promise<void>((resolve, reject) => (this.pendingTrack = { resolve, reject }));
+    // Refused (too large, not permitted, too fast): what the server holds is still the state before.
+    const settled = announced.catch((error: unknown) => {
+      if (this.tracked === text) this.tracked = this.acknowledged;
+      throw error;
+    });
+    return this.client.guard(settled, `track on ${this.topic}`);
+  }
+
+  /** Leaves this topic's presence (subscribers see `presence:leave`). */
+  untrack(): Promise<void> {
+    const wasTracked = this.tracked !== undefined;
+    this.tracked = undefined;
+    this.acknowledged = undefined;
+    this.memberId = undefined;
+    this.pendingTrack?.resolve();
+    this.pendingTrack = undefined;
+    if (!wasTracked || !this.joined) return Promise.resolve();
+    return this.client.guard(this.client.command("untrack", { topic: this.topic }).then(() => undefined), `untrack on ${this.topic}`);
+  }
+
+  /** Who is present on this topic, grouped by user id: every member (connection) of each user with its state. */
+  presence<T = any>(): Record<string, Array<PresenceEntry<T>>> {
+    return this.presenceState.byUser();
+  }
+
+  /** Asks the server who is present on this topic now (no subscription needed; needs the subscribe permission). */
+  getPresence(): Promise<Array<PresenceEntry & { joinedAt: number; updatedAt: number }>> {
+    const members = this.client.command("getPresence", { topic: this.topic, groupByUser: false }).then((reply) => reply.members.map(toPresenceEntry));
+    return this.client.guard(members, `getPresence of ${this.topic}`);
+  }
+
+  /** How many connections and distinct users are present, without their states (cheap for large rooms). */
+  presenceStats(): Promise<{ connections: number; users: number }> {
+    const stats = this.client.command("getPresenceStats", { topic: this.topic }).then((reply) => ({ connections: reply.connections, users: reply.users }));
+    return this.client.guard(stats, `presenceStats of ${this.topic}`);
+  }
+
+  private async announce(): Promise<void> {
+    const state = this.tracked;
+    if (state === undefined) return;
+    const reply = await this.client.command("track", { topic: this.topic, state, restore: this.memberId ?? "" });
+    if (this.tracked === undefined) return;
+    this.memberId = reply.member?.connectionId;
+    this.acknowledged = state;
+  }
+
   /** Stops receiving this topic and removes every listener. */
-  async unsubscribe(): Promise<void> {
+  unsubscribe(): Promise<void> {
+    return this.client.guard(this.leave(), `unsubscribe from ${this.topic}`);
+  }
+
+  private async leave(): Promise<void> {
+    if (this.tracked !== undefined) await this.untrack().catch(() => {});
+    this.presenceState.clear();
     const wasJoined = this.joined || this.joining !== undefined;
     this.cancelRetry();
     this.wanted = false;
@@ -81,17 +257,43 @@ export class Channel {
     if (wasJoined && this.client.status === "connected") {
       await this.client.command("unsubscribe", { topic: this.topic });
     }
-    this.onStatus?.("CLOSED");
+    this.notify("CLOSED");
   }
 
-  async publish(event: string, data: unknown, options: PublishOptions = {}): Promise<PublishResult> {
-    const reply = await this.client.command("publish", {
-      topic: this.topic,
-      event,
-      data: data === undefined ? "" : JSON.stringify(data),
-      persist: options.persist ?? false,
-      id: options.id ?? "",
-    });
+  /** Tells the subscribe callback; without one, a failure goes to the client's onError. */
+  private notify(status: SubscribeStatus, error?: ConnectError): void {
+    if (this.onStatus) {
+      try {
+        this.onStatus(status, error);
+      } catch (thrown) {
+        this.client.report(thrown, `subscribe callback of ${this.topic}`);
+      }
+    } else if (error) {
+      this.client.report(error, `subscribe to ${this.topic}`);
+    }
+  }
+
+  /**
+   * Publishes to this topic. A payload larger than the server accepts
+   * (its Welcome says how large) is refused here with RESOURCE_EXHAUSTED,
+   * before anything is sent.
+   */
+  publish(event: string, data: unknown, options: PublishOptions = {}): Promise<PublishResult> {
+    return this.client.guard(this.send(event, data, options), `publish to ${this.topic}`);
+  }
+
+  private async send(event: string, data: unknown, options: PublishOptions): Promise<PublishResult> {
+    const text = data === undefined ? "" : JSON.stringify(data);
+    const bytes = new TextEncoder().encode(text).length;
+    const reply = await this.client.command(
+      "publish",
+      { topic: this.topic, event, data: text, persist: options.persist ?? false, id: options.id ?? "" },
+      (welcome) => {
+        if (welcome.maxPayloadBytes > 0 && bytes > welcome.maxPayloadBytes) {
+          throw new ConnectError(`data is ${bytes} bytes; the server accepts at most ${welcome.maxPayloadBytes}: send less, or split it`, Code.ResourceExhausted);
+        }
+      },
+    );
     const result: PublishResult = { id: reply.id, timestamp: Number(reply.timestamp) };
     const position = positionOf(reply.position);
     if (position) result.position = position;
@@ -102,7 +304,11 @@ export class Channel {
    * Persisted messages, newest first. `before` is a created_at time (ms,
    * exclusive): pass the last message's created_at to page back.
    */
-  async getHistory(limit = 50, before?: number): Promise<HistoryMessage[]> {
+  getHistory(limit = 50, before?: number): Promise<HistoryMessage[]> {
+    return this.client.guard(this.history(limit, before), `getHistory of ${this.topic}`);
+  }
+
+  private async history(limit: number, before: number | undefined): Promise<HistoryMessage[]> {
     if (!Number.isInteger(limit) || limit < 1) {
       throw new ConnectError(`limit ${limit} is out of range: use an integer from 1 to 1000`, Code.InvalidArgument);
     }
@@ -125,7 +331,11 @@ export class Channel {
       if (this.position && p.epoch === this.position.epoch && p.seq <= this.position.seq) return;
       this.position = p;
     }
+    for (const gone of this.presenceState.apply(payload)) {
+      this.listeners.dispatch({ type: "presence", topic: this.topic, event: "presence:leave", data: gone.data, userId: gone.userId, connectionId: gone.connectionId, timestamp: payload.timestamp, id: "" });
+    }
     this.listeners.dispatch(payload);
+    if (payload.type === "stream") this.streamParts.apply(payload);
     // The server dropped messages for us (we read too slowly): catch up from our position.
     if (payload.type === "system" && payload.event === "system:lagged" && this.wanted && this.joined) this.resync();
   }
@@ -162,7 +372,13 @@ export class Channel {
 
   private join(): void {
     const attempt = this.client
-      .command("subscribe", { topic: this.topic, since: this.position && { seq: BigInt(this.position.seq), epoch: this.position.epoch } })
+      .command("subscribe", {
+        topic: this.topic,
+        filter: this.filter,
+        since: this.position && { seq: BigInt(this.position.seq), epoch: this.position.epoch },
+        // Even an empty room's sync, when it tells us something: members we knew are gone, or the app listens for it.
+        presenceSync: this.presenceState.size > 0 || this.listeners.has("presence:sync"),
+      })
       .then(
         (reply) => {
           if (this.joining !== attempt) return;
@@ -174,18 +390,30 @@ export class Channel {
           this.joining = undefined;
           this.joined = true;
           this.retries = 0;
-          this.onStatus?.("SUBSCRIBED");
+          this.refusal = undefined;
+          this.notify("SUBSCRIBED");
+          // Presence tracked before subscribing, or before a reconnect, is announced (or restored) now.
+          if (this.tracked !== undefined) {
+            const waiting = this.pendingTrack;
+            this.pendingTrack = undefined;
+            this.announce().then(
+              () => waiting?.resolve(),
+              (error: unknown) => (waiting ? waiting.reject(error) : this.client.report(error, `track on ${this.topic}`)),
+            );
+          }
         },
         (error: unknown) => {
           const e = ConnectError.from(error);
           if (this.joining !== attempt) return;
           this.joining = undefined;
-          // A refusal is final; a lost session is retried when it comes back;
-          // a server that cannot serve the topic right now (its message
-          // broker is away) is asked again, backing off, on the same session.
-          if (e.code !== Code.Unavailable && e.code !== Code.Canceled) this.wanted = false;
-          else if (e.code === Code.Unavailable && this.client.status === "connected") this.retryLater();
-          this.onStatus?.("CHANNEL_ERROR", e);
+          // A refusal is final; anything else (a session lost midway, a server
+          // whose message broker is away) is asked again: when the session
+          // comes back, or backing off on the same session.
+          if (REFUSALS.has(e.code)) {
+            this.wanted = false;
+            this.refusal = e;
+          } else if (this.client.status === "connected") this.retryLater();
+          this.notify("CHANNEL_ERROR", e);
           throw e;
         },
       );

@@ -2,7 +2,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import type { ServerFrame, Welcome } from "../../gen/chorus/v1/realtime_pb.js";
 import { Channel } from "./channel.js";
 import { toPayload } from "./convert.js";
-import type { CommandCase, CommandInit, CommandResult, SessionConnection, SessionTransport } from "./session.js";
+import { unsent, type CommandCase, type CommandInit, type CommandResult, type SessionConnection, type SessionTransport } from "./session.js";
 import { Listeners } from "./listeners.js";
 import type { ConnectionStatus, Listener } from "./types.js";
 
@@ -12,6 +12,13 @@ function unref(timer: unknown): void {
 }
 
 export type StatusListener = (status: ConnectionStatus, error?: ConnectError) => void;
+/** Hears every failure the SDK reports: a refused command, a listener that threw, a token that could not be had. */
+export type ErrorListener = (error: ConnectError, context: string) => void;
+
+export interface ChannelOptions {
+  /** Table topics: only rows matching this filter (`column=op.value`, joined by `&`; ops eq, neq, lt, lte, gt, gte, in, is). */
+  filter?: string;
+}
 
 export interface RealtimeClientOptions {
   /** The Chorus server, e.g. http://localhost:8080. */
@@ -27,6 +34,14 @@ export interface RealtimeClientOptions {
   reconnect?: boolean;
   /** Give up on a session that has not been welcomed within this time, and retry (default 10 000 ms). */
   connectTimeoutMs?: number;
+  /**
+   * How long a command (publish, subscribe, getHistory …) may take,
+   * waiting for a session included (default 10 000 ms). A connection whose
+   * command times out is taken for dead and replaced.
+   */
+  commandTimeoutMs?: number;
+  /** Hears every failure the SDK reports (also settable with onError()); without one, failures go to console.error. */
+  onError?: ErrorListener;
 }
 
 /**
@@ -54,14 +69,28 @@ export function tokenExpiry(token: string): number | undefined {
 
 /** A connection that lasted this long resets the backoff. */
 const STABLE_MS = 10_000;
+/** Failures no retry can mend: the client stops and says why. */
+const FINAL = new Set([Code.Unauthenticated, Code.PermissionDenied, Code.Unimplemented, Code.InvalidArgument, Code.FailedPrecondition]);
+
+interface Waiter {
+  resolve(): void;
+  reject(error: ConnectError): void;
+}
 
 /**
  * The app's handle on Chorus: one session, any number of channels.
  * Transport-agnostic: the node and browser entry points bind a transport.
+ *
+ * It never hides a failure and never brings its host down: connect()
+ * rejects when the first attempt fails (and keeps trying in the background
+ * where that can help); every command has a deadline; a listener that
+ * throws, or a promise nobody awaited, ends up in onError, never as an
+ * uncaught exception.
  */
 export class RealtimeClient {
   private statusValue: ConnectionStatus = "idle";
   private readonly statusListeners = new Set<StatusListener>();
+  private readonly errorListeners = new Set<ErrorListener>();
   private readonly channels = new Map<string, Channel>();
   private connection: SessionConnection | undefined;
   private welcome: Welcome | undefined;
@@ -70,11 +99,14 @@ export class RealtimeClient {
   private wanted = false;
   private attempt = 0;
   private reconnectTimer: ReturnType<typeof setTimeout> | undefined;
+  private opening = false;
   private connectedAt = 0;
-  /** Waiters for the next Welcome (connect() callers and queued commands). */
-  private waiters: Array<{ resolve(): void; reject(e: unknown): void }> = [];
+  /** connect() callers: settled by the attempt under way (welcomed, or failed). */
+  private connectWaiters: Waiter[] = [];
+  /** Commands waiting for a session: settled by a welcome, by the client giving up, or by their own deadline. */
+  private readyWaiters = new Set<Waiter>();
   /** Listeners for messages sent to this user (SendToUser). */
-  private readonly direct = new Listeners();
+  private readonly direct = new Listeners((error, event) => this.report(error, `listener for "${event}" (messages to this user)`));
   private lastFrameAt = 0;
   private watchdog: ReturnType<typeof setInterval> | undefined;
   private refreshTimer: ReturnType<typeof setTimeout> | undefined;
@@ -85,6 +117,7 @@ export class RealtimeClient {
     private readonly transport: SessionTransport,
   ) {
     this.token = options.token;
+    if (options.onError) this.errorListeners.add(options.onError);
   }
 
   get status(): ConnectionStatus {
@@ -102,12 +135,18 @@ export class RealtimeClient {
   }
 
   /**
-   * Calls `callback` on every status change; a `disconnected` the client did
-   * not ask for comes with the error that ended it (e.g. an expired token).
+   * Calls `callback` on every status change; `reconnecting` and an
+   * unrequested `disconnected` come with the error that caused them.
    */
   onStatusChange(callback: StatusListener): () => void {
     this.statusListeners.add(callback);
     return () => this.statusListeners.delete(callback);
+  }
+
+  /** Calls `callback` with every failure the SDK reports (then nothing goes to console.error). */
+  onError(callback: ErrorListener): () => void {
+    this.errorListeners.add(callback);
+    return () => this.errorListeners.delete(callback);
   }
 
   /** Listens for messages a back end sends to this user (SendToUser); `'*'` for all. */
@@ -122,49 +161,123 @@ export class RealtimeClient {
   }
 
   /** The channel for a topic: always the same object for the same topic. */
-  channel(topic: string): Channel {
+  /**
+   * The channel for a topic (one per topic per client). On a table topic,
+   * `filter` asks the server for the matching rows only
+   * (`status=eq.shipped&list_id=in.(1,2)`).
+   */
+  channel(topic: string, options: ChannelOptions = {}): Channel {
     let channel = this.channels.get(topic);
-    if (!channel) this.channels.set(topic, (channel = new Channel(this, topic)));
+    if (channel && options.filter !== undefined && options.filter !== channel.filter) {
+      if (channel.wantsSubscription) {
+        throw new ConnectError(`channel "${topic}" is subscribed with filter "${channel.filter}"; unsubscribe it before asking for another filter`, Code.FailedPrecondition);
+      }
+      channel = undefined; // not subscribed: replaced by one with the new filter
+    }
+    if (!channel) this.channels.set(topic, (channel = new Channel(this, topic, options.filter ?? "")));
     return channel;
   }
 
-  /** Opens the session (if it is not open) and resolves once the server welcomed it. */
+  /**
+   * Opens the session (if it is not open) and resolves once the server
+   * welcomed it. Rejects with the reason when this attempt fails; the
+   * client goes on retrying in the background unless the failure is final
+   * (a refused token, a wrong URL).
+   */
   connect(): Promise<void> {
     this.wanted = true;
     if (this.statusValue === "connected") return Promise.resolve();
-    const ready = this.nextWelcome();
-    if (!this.connection && this.reconnectTimer === undefined) this.open();
-    return ready;
+    const ready = new Promise<void>((resolve, reject) => this.connectWaiters.push({ resolve, reject }));
+    this.ensureOpening();
+    return this.guard(ready, "connect");
   }
 
-  /** Closes the session; nothing is retried, no timer or socket is left behind. */
+  /**
+   * Closes the session; nothing is retried, no timer or socket is left
+   * behind. Presence this client tracks leaves at once (a goodbye sent
+   * first, for at most a second), rather than after the grace period a
+   * dropped connection gets.
+   */
   disconnect(): void {
     this.wanted = false;
     clearTimeout(this.reconnectTimer);
     this.reconnectTimer = undefined;
     this.stopTimers();
-    this.connection?.close();
+    const connection = this.connection;
+    const close = () => {
+      connection?.close();
+      // Unless the app connected again meanwhile (the transport is shared).
+      if (!this.wanted) this.transport.dispose();
+    };
+    // A goodbye first (waited for at most a second), so the server ends the session cleanly
+    // rather than as a lost connection: presence leaves at once, without the grace period.
+    if (connection && this.statusValue === "connected") void connection.command("endSession", {}, AbortSignal.timeout(1000)).then(close, close);
+    else close();
     this.connection = undefined;
     this.welcome = undefined;
-    this.transport.dispose();
     for (const channel of this.channels.values()) channel.connectionLost();
-    this.rejectWaiters(new ConnectError("disconnect() was called", Code.Canceled));
+    this.settle(new ConnectError("disconnect() was called", Code.Canceled));
     this.setStatus("disconnected");
   }
 
-  /** Replaces the token on the live session, and for every later reconnect. */
-  async setToken(token: string): Promise<void> {
-    this.token = token;
-    if (this.connection && this.statusValue === "connected") {
-      await this.connection.command("refreshToken", { token });
-      this.scheduleRefresh();
+  /**
+   * Replaces the token on the live session, and for every later reconnect.
+   * A token the server refuses changes nothing: the previous one stays.
+   */
+  setToken(token: string): Promise<void> {
+    return this.guard(this.replaceToken(token), "setToken");
+  }
+
+  /** @internal Runs a command once a session is up (connecting on demand), within the command deadline. */
+  async command<K extends CommandCase>(kind: K, value: CommandInit<K>, check?: (welcome: Welcome) => void): Promise<CommandResult<K>> {
+    const timeoutMs = this.options.commandTimeoutMs ?? 10_000;
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      if (this.statusValue !== "connected") await this.ready(deadline, kind);
+      const connection = this.connection!;
+      check?.(this.welcome!);
+      const expired = new AbortController();
+      const timer = setTimeout(() => expired.abort(new ConnectError(`${kind} got no answer within ${timeoutMs} ms`, Code.DeadlineExceeded)), Math.max(0, deadline - Date.now()));
+      unref(timer);
+      try {
+        return await connection.command(kind, value, expired.signal);
+      } catch (error) {
+        // Not sent before its session ended: it goes to the next session, within its deadline.
+        if (unsent(error) && Date.now() < deadline && this.wanted) continue;
+        const e = ConnectError.from(error);
+        // No answer in time: the connection is taken for dead (half-open, frozen) and replaced.
+        if (expired.signal.aborted && this.connection === connection) this.giveUp(connection, `a ${kind} command got no answer within ${timeoutMs} ms`);
+        throw expired.signal.aborted ? ConnectError.from(expired.signal.reason) : e;
+      } finally {
+        clearTimeout(timer);
+      }
     }
   }
 
-  /** @internal Runs a command once a session is up (connecting on demand). */
-  async command<K extends CommandCase>(kind: K, value: CommandInit<K>): Promise<CommandResult<K>> {
-    if (this.statusValue !== "connected") await this.connect();
-    return this.connection!.command(kind, value);
+  /** @internal Reports a failure to the onError listeners (console.error without any). */
+  report(error: unknown, context: string): void {
+    const e = ConnectError.from(error);
+    if (this.errorListeners.size === 0) {
+      console.error(`chorus: ${context}: ${e.rawMessage} (${Code[e.code]})`);
+      return;
+    }
+    for (const listener of [...this.errorListeners]) {
+      try {
+        listener(e, context);
+      } catch (thrown) {
+        console.error(`chorus: an onError listener threw while reporting ${context}:`, thrown);
+      }
+    }
+  }
+
+  /**
+   * @internal Returns `promise` as it is (so callers who await it see its
+   * failure), having also handed any failure to onError: a caller who does
+   * not await never gets an unhandled rejection.
+   */
+  guard<T>(promise: Promise<T>, context: string): Promise<T> {
+    promise.catch((error: unknown) => this.report(error, context));
+    return promise;
   }
 
   /** @internal */
@@ -172,11 +285,41 @@ export class RealtimeClient {
     this.channels.delete(topic);
   }
 
+  private async replaceToken(token: string): Promise<void> {
+    if (this.statusValue === "connected") await this.command("refreshToken", { token });
+    this.token = token;
+    this.scheduleRefresh();
+  }
+
+  /** Resolves once a session is up; rejects at `deadline`, or when the client gives up. */
+  private ready(deadline: number, kind: string): Promise<void> {
+    this.wanted = true;
+    this.ensureOpening();
+    return new Promise((resolve, reject) => {
+      const waiter: Waiter = {
+        resolve: () => (clearTimeout(timer), resolve()),
+        reject: (error) => (clearTimeout(timer), reject(error)),
+      };
+      const timer = setTimeout(() => {
+        this.readyWaiters.delete(waiter);
+        reject(new ConnectError(`${kind}: no session with the server within ${this.options.commandTimeoutMs ?? 10_000} ms (status: ${this.statusValue})`, Code.DeadlineExceeded));
+      }, Math.max(0, deadline - Date.now()));
+      unref(timer);
+      this.readyWaiters.add(waiter);
+    });
+  }
+
+  private ensureOpening(): void {
+    if (!this.connection && this.reconnectTimer === undefined && !this.opening) this.open();
+  }
+
   private open(): void {
     this.setStatus(this.attempt > 0 || this.connectedAt > 0 ? "reconnecting" : "connecting");
+    this.opening = true;
     const start = (token: string | undefined) => {
+      this.opening = false;
       if (!this.wanted || this.connection) return;
-      this.token = token;
+      if (token !== this.token) this.token = token;
       const headers: Record<string, string> = token ? { authorization: `Bearer ${token}` } : {};
       const connection = this.transport.open(headers);
       this.connection = connection;
@@ -187,8 +330,10 @@ export class RealtimeClient {
     Promise.resolve()
       .then(() => this.options.getToken!())
       .then(start, (error: unknown) => {
-        // No token, no session: try again on the usual schedule.
-        if (this.wanted) this.lost(ConnectError.from(error), true);
+        this.opening = false;
+        // No token, no session: say so, and try again on the usual schedule.
+        this.report(error, "getToken");
+        if (this.wanted) this.lost(new ConnectError(`getToken failed: ${ConnectError.from(error).rawMessage}`, Code.Unauthenticated), true);
       });
   }
 
@@ -202,24 +347,27 @@ export class RealtimeClient {
       }
     } catch (error) {
       failure = ConnectError.from(error);
-      if (failure.code === Code.Unauthenticated || failure.code === Code.PermissionDenied) mayReconnect = false;
+      if (FINAL.has(failure.code)) mayReconnect = false;
     }
     if (this.connection !== connection) return; // replaced or disconnected on purpose
     this.connection = undefined;
-    this.lost(failure, mayReconnect);
+    this.lost(failure ?? new ConnectError("the server ended the session", Code.Unavailable), mayReconnect);
   }
 
-  private lost(failure: ConnectError | undefined, mayReconnect: boolean): void {
+  private lost(failure: ConnectError, mayReconnect: boolean): void {
     this.welcome = undefined;
     this.stopTimers();
     for (const channel of this.channels.values()) channel.connectionLost();
+    // Whoever awaits this attempt hears how it ended, whether or not the client tries again.
+    const waiters = this.connectWaiters;
+    this.connectWaiters = [];
+    for (const w of waiters) w.reject(failure);
     if (this.wanted && mayReconnect && this.options.reconnect !== false) {
-      this.scheduleReconnect();
+      this.scheduleReconnect(failure);
     } else {
       this.wanted = false;
-      const error = failure ?? new ConnectError("the server ended the session", Code.Unavailable);
-      this.rejectWaiters(error);
-      this.setStatus("disconnected", error);
+      this.settle(failure);
+      this.setStatus("disconnected", failure);
     }
   }
 
@@ -234,9 +382,7 @@ export class RealtimeClient {
         this.watch(connection, frame.kind.value.heartbeatIntervalMs);
         this.scheduleRefresh();
         this.setStatus("connected");
-        const waiters = this.waiters;
-        this.waiters = [];
-        for (const w of waiters) w.resolve();
+        this.settle(undefined);
         for (const channel of this.channels.values()) channel.connectionRestored();
         return true;
       }
@@ -247,12 +393,23 @@ export class RealtimeClient {
         return true;
       }
       case "heartbeat":
-        connection.command("ping", {}).catch(() => {});
+        connection.command("ping", {}, AbortSignal.timeout(this.options.commandTimeoutMs ?? 10_000)).catch(() => {});
         return true;
       case "disconnect":
         return frame.kind.value.reconnect;
       default:
         return true;
+    }
+  }
+
+  /** Resolves (no error) or rejects every waiter, connect() callers and commands alike. */
+  private settle(error: ConnectError | undefined): void {
+    const waiters = [...this.connectWaiters, ...this.readyWaiters];
+    this.connectWaiters = [];
+    this.readyWaiters.clear();
+    for (const w of waiters) {
+      if (error) w.reject(error);
+      else w.resolve();
     }
   }
 
@@ -294,12 +451,12 @@ export class RealtimeClient {
     if (!this.options.getToken || expiresAt === undefined) return;
     const lifetime = expiresAt - Date.now();
     const lead = Math.min(30_000, Math.max(1_000, lifetime / 10));
-    this.refreshTimer = setTimeout(async () => {
-      try {
-        await this.setToken(await this.options.getToken!());
-      } catch {
-        // The server ends the session at expiry and says why; nothing to add here.
-      }
+    this.refreshTimer = setTimeout(() => {
+      Promise.resolve()
+        .then(() => this.options.getToken!())
+        .then((token) => this.replaceToken(token))
+        // The session still ends at expiry, with its own error; this says why the refresh did not happen.
+        .catch((error: unknown) => this.report(error, "refreshing the token"));
     }, Math.max(0, lifetime - lead));
     unref(this.refreshTimer);
   }
@@ -312,29 +469,25 @@ export class RealtimeClient {
     this.refreshTimer = undefined;
   }
 
-  private scheduleReconnect(): void {
+  private scheduleReconnect(error: ConnectError): void {
     if (Date.now() - this.connectedAt > STABLE_MS && this.connectedAt > 0) this.attempt = 0;
     const delay = reconnectDelay(this.attempt++);
-    this.setStatus("reconnecting");
+    this.setStatus("reconnecting", error);
     this.reconnectTimer = setTimeout(() => {
       this.reconnectTimer = undefined;
       if (this.wanted) this.open();
     }, delay);
   }
 
-  private nextWelcome(): Promise<void> {
-    return new Promise((resolve, reject) => this.waiters.push({ resolve, reject }));
-  }
-
-  private rejectWaiters(error: unknown): void {
-    const waiters = this.waiters;
-    this.waiters = [];
-    for (const w of waiters) w.reject(error);
-  }
-
   private setStatus(status: ConnectionStatus, error?: ConnectError): void {
     if (this.statusValue === status) return;
     this.statusValue = status;
-    for (const listener of [...this.statusListeners]) listener(status, error);
+    for (const listener of [...this.statusListeners]) {
+      try {
+        listener(status, error);
+      } catch (thrown) {
+        this.report(thrown, "status listener");
+      }
+    }
   }
 }

@@ -51,5 +51,6 @@ export function toHistoryMessage(m: HistoryMessageProto): HistoryMessage {
     data: parseJson(m.data),
     created_at: Number(m.createdAt),
     seq: Number(m.seq),
+    ...(m.old !== "" ? { old: parseJson(m.old) } : {}),
   };
 }

@@ -1,9 +1,9 @@
-import { ConnectError, createClient, type Client, type Transport } from "@connectrpc/connect";
+import { Code, ConnectError, createClient, type Client, type Transport } from "@connectrpc/connect";
 import { RealtimeService, type ServerFrame } from "../../gen/chorus/v1/realtime_pb.js";
-import { sessionEnded, type CommandCase, type CommandInit, type CommandResult, type SessionConnection, type SessionTransport } from "./session.js";
+import { sessionEnded, unsent, type CommandCase, type CommandInit, type CommandResult, type SessionConnection, type SessionTransport } from "./session.js";
 
 /** Commands that change session state run one at a time, in call order, like frames on a stream. */
-const ORDERED: ReadonlySet<CommandCase> = new Set(["subscribe", "unsubscribe", "publish", "track", "untrack", "refreshToken"]);
+const ORDERED: ReadonlySet<CommandCase> = new Set(["subscribe", "unsubscribe", "publish", "track", "untrack", "refreshToken", "endSession", "streamWrite"]);
 
 /**
  * A browser session: a `Listen` server stream (fetch can stream responses,
@@ -47,18 +47,22 @@ class ListenSession implements SessionConnection {
   ) {
     this.sessionId = new Promise((resolve, reject) => {
       this.resolveSessionId = resolve;
-      this.rejectSessionId = reject;
+      this.rejectSessionId = (error) => reject(unsent(error) ? error : sessionEnded(false));
     });
     this.sessionId.catch(() => {});
     this.frames = this.pump();
   }
 
-  command<K extends CommandCase>(kind: K, value: CommandInit<K>): Promise<CommandResult<K>> {
-    if (this.ended) return Promise.reject(sessionEnded());
+  command<K extends CommandCase>(kind: K, value: CommandInit<K>, signal: AbortSignal): Promise<CommandResult<K>> {
+    if (this.ended) return Promise.reject(sessionEnded(false));
     const call = async () => {
+      // Until the call starts, nothing was sent: a session that ended meanwhile leaves the command free to go to the next.
+      if (this.ended) throw sessionEnded(false);
+      if (signal.aborted) throw ConnectError.from(signal.reason);
       const sessionId = await this.sessionId;
       const method = this.client[kind] as (req: unknown, opts: unknown) => Promise<CommandResult<K>>;
-      return method({ ...(value as object), sessionId }, { headers: this.headers, signal: this.abort.signal });
+      // The deadline aborts the request itself: a connection that stopped answering is let go with it.
+      return method({ ...(value as object), sessionId }, { headers: this.headers, signal: AbortSignal.any([this.abort.signal, signal]) });
     };
     if (!ORDERED.has(kind)) return call();
     const result = this.chain.then(call, call);
@@ -86,11 +90,24 @@ class ListenSession implements SessionConnection {
       if (!this.ended) {
         this.ended = true;
         this.rejectSessionId(error);
-        throw ConnectError.from(error);
+        throw unreachable(error);
       }
     } finally {
       this.ended = true;
       this.rejectSessionId(sessionEnded());
     }
   }
+}
+
+/**
+ * fetch reports a server it cannot reach as a TypeError ("fetch failed"),
+ * which Connect calls UNKNOWN: say UNAVAILABLE, as the HTTP/2 transport does.
+ */
+function unreachable(error: unknown): ConnectError {
+  const e = ConnectError.from(error);
+  const cause = e.cause as { name?: string } | undefined;
+  if (e.code === Code.Unknown && (cause?.name === "TypeError" || /fetch failed|network/i.test(e.rawMessage))) {
+    return new ConnectError(`cannot reach the server: ${e.rawMessage}`, Code.Unavailable, undefined, undefined, error);
+  }
+  return e;
 }

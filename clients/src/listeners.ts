@@ -4,10 +4,18 @@ import type { Listener, RealtimePayload } from "./types.js";
 export class Listeners {
   private readonly byEvent = new Map<string, Set<Listener>>();
 
+  /** `failed` hears a listener's throw: one listener's bug never stops the others, nor the stream. */
+  constructor(private readonly failed: (error: unknown, event: string) => void) {}
+
   add(event: string, listener: Listener): void {
     let set = this.byEvent.get(event);
     if (!set) this.byEvent.set(event, (set = new Set()));
     set.add(listener);
+  }
+
+  /** Whether anyone listens to `event` by name. */
+  has(event: string): boolean {
+    return (this.byEvent.get(event)?.size ?? 0) > 0;
   }
 
   remove(event: string, listener: Listener): void {
@@ -31,10 +39,7 @@ export class Listeners {
       try {
         listener(payload);
       } catch (error) {
-        // One listener's bug must not starve the others or the stream.
-        setTimeout(() => {
-          throw error;
-        });
+        this.failed(error, event);
       }
     }
   }

@@ -1,5 +1,5 @@
-import { createConnectTransport, Http2SessionManager } from "@connectrpc/connect-node";
 import { BidiSessionTransport } from "./bidi-session.js";
+import { H2Target } from "./h2-target.js";
 import { RealtimeClient as BaseClient, type RealtimeClientOptions } from "./client.js";
 
 /**
@@ -8,12 +8,13 @@ import { RealtimeClient as BaseClient, type RealtimeClientOptions } from "./clie
  */
 export class RealtimeClient extends BaseClient {
   constructor(options: RealtimeClientOptions) {
-    const sessionManager = new Http2SessionManager(options.url);
-    const transport = createConnectTransport({ baseUrl: options.url, httpVersion: "2", sessionManager });
-    super(options, new BidiSessionTransport(transport, () => sessionManager.abort()));
+    super(options, new BidiSessionTransport(new H2Target(options.url)));
   }
 }
 
 export { Channel } from "./channel.js";
-export { reconnectDelay, type RealtimeClientOptions, type StatusListener } from "./client.js";
+export { reconnectDelay, type ChannelOptions, type RealtimeClientOptions, type StatusListener } from "./client.js";
 export * from "./types.js";
+export type { PresenceEntry } from "./presence.js";
+export type { StreamState, StreamStatus, ViewerStream } from "./streams.js";
+export type { StreamOptions, StreamResult, StreamWriter } from "./stream-writer.js";

@@ -16,7 +16,8 @@ export type CommandResult<K extends CommandCase> = Extract<Reply["result"], { ca
  */
 export interface SessionConnection {
   readonly frames: AsyncIterable<ServerFrame>;
-  command<K extends CommandCase>(kind: K, value: CommandInit<K>): Promise<CommandResult<K>>;
+  /** Sends a command; `signal` gives up on it (its deadline). */
+  command<K extends CommandCase>(kind: K, value: CommandInit<K>, signal: AbortSignal): Promise<CommandResult<K>>;
   close(): void;
 }
 
@@ -28,7 +29,21 @@ export interface SessionTransport {
   reset(): void;
 }
 
-/** Thrown by commands on a session that has ended. */
-export function sessionEnded(): ConnectError {
-  return new ConnectError("the session has ended", Code.Unavailable);
+const UNSENT = Symbol("chorus.unsent");
+
+/**
+ * Thrown by commands on a session that has ended. `sent` tells whether the
+ * command may have reached the server: one that did not can be sent again
+ * on the next session without being applied twice. (Marked by a symbol:
+ * ConnectError's instanceof matches any ConnectError-shaped object.)
+ */
+export function sessionEnded(sent = false): ConnectError {
+  const error = new ConnectError("the session has ended", Code.Unavailable);
+  if (!sent) Object.defineProperty(error, UNSENT, { value: true });
+  return error;
+}
+
+/** Whether a command failed before it could reach the server (its session had ended). */
+export function unsent(error: unknown): boolean {
+  return typeof error === "object" && error !== null && (error as { [UNSENT]?: boolean })[UNSENT] === true;
 }

@@ -41,6 +41,8 @@ export interface HistoryMessage<T = any> {
   /** Milliseconds since the Unix epoch; unique and increasing within a topic. */
   created_at: number;
   seq: number;
+  /** Table topics: the previous row of an UPDATE or DELETE. */
+  old?: T;
 }
 
 export interface PublishOptions {

@@ -3,6 +3,7 @@ import { readFileSync } from "node:fs";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { createLocalJWKSet, errors, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from "jose";
 import { parseGrants, type Grants } from "./permissions.js";
+import { USER_ID } from "./validate.js";
 
 /** Who is calling RealtimeService. */
 export interface Identity {
@@ -27,7 +28,6 @@ export interface AuthConfig {
 }
 
 export const ANONYMOUS = "anonymous";
-const USER_ID = /^[\x21-\x7e]{1,128}$/;
 
 function bearer(header: Headers): string | undefined {
   const value = header.get("authorization");
@@ -179,8 +179,9 @@ export class ApiKeys {
     return this.digests.length === 0 && this.openWithoutKeys;
   }
 
-  check(header: Headers): void {
-    if (this.developmentMode) return;
+  /** The caller's key, as the scope its rate limit and message ids belong to ("key:<n>"). */
+  check(header: Headers): string {
+    if (this.developmentMode) return "key:development";
     if (this.digests.length === 0) {
       throw new ConnectError("ServerService is closed: this server verifies user tokens but has no API keys (set CHORUS_API_KEYS)", Code.Unauthenticated);
     }
@@ -189,9 +190,12 @@ export class ApiKeys {
     const candidate = digest(key);
     // Compare digests in constant time and against every key, so timing
     // tells nothing about which key (or how much of one) matched.
-    let ok = false;
-    for (const d of this.digests) ok = timingSafeEqual(d, candidate) || ok;
-    if (!ok) throw new ConnectError("API key is not valid", Code.Unauthenticated);
+    let found = -1;
+    this.digests.forEach((d, i) => {
+      if (timingSafeEqual(d, candidate)) found = i;
+    });
+    if (found < 0) throw new ConnectError("API key is not valid", Code.Unauthenticated);
+    return `key:${found}`;
   }
 }
 

@@ -1,6 +1,7 @@
 import { Code, ConnectError, createConnectRouter } from "@connectrpc/connect";
-import { universalRequestFromNodeRequest, universalResponseToNodeResponse } from "@connectrpc/connect-node";
+import type { UniversalHandler } from "@connectrpc/connect/protocol";
 import { setMaxListeners } from "node:events";
+import type * as http from "node:http";
 import { RealtimeService } from "../../gen/chorus/v1/realtime_pb.js";
 import { ServerService } from "../../gen/chorus/v1/server_pb.js";
 import type { ChorusConfig } from "./config.js";
@@ -9,9 +10,14 @@ import { ChorusNode } from "./node.js";
 import { realtimeService } from "./services/realtime.js";
 import { serverService } from "./services/server.js";
 import { applyCors, corsAnswer } from "./transport/cors.js";
-import { respondPlain, serveUniversal } from "./transport/h2/universal.js";
-import { H2Wire, Http1Wire, serveSessionStream, sessionStreamRoute } from "./transport/session-stream.js";
 import { DualProtocolListener } from "./transport/listener.js";
+import type { RequestHead, ServerStream } from "./transport/server-stream.js";
+import { emitSessionRoute, serveEmitSession } from "./transport/emit-session.js";
+import { H2Wire, Http1Wire, serveSessionStream, sessionStreamRoute } from "./transport/session-stream.js";
+import { unaryMethods } from "./transport/unary/call.js";
+import { UnaryServer } from "./transport/unary/serve.js";
+import { serveUniversalH1 } from "./transport/universal/h1.js";
+import { respondPlain, serveUniversal } from "./transport/universal/h2.js";
 
 export interface RunningChorus {
   /** Base URL clients use, e.g. http://127.0.0.1:8080. */
@@ -26,61 +32,90 @@ export interface RunningChorus {
 export async function startChorus(config: ChorusConfig, log: Logger): Promise<RunningChorus> {
   const node = new ChorusNode(config, log);
   await node.engine.start();
+  await node.presence.start();
+  // A PostgreSQL is read from the start (its changes come from any client); the embedded database opens on first use.
+  if (config.databaseUrl) node.changes.openInBackground();
   const shutdown = new AbortController();
   // connect-node links every call's signal to this one: thousands of
   // streams are normal here, not a listener leak.
   setMaxListeners(0, shutdown.signal);
+  // Room for the largest payload plus its envelope and the other fields.
+  const readMaxBytes = config.maxPayloadBytes * 2 + 64 * 1024;
   const router = createConnectRouter({
-    // Room for the largest payload plus its envelope and the other fields.
-    readMaxBytes: config.maxPayloadBytes * 2 + 64 * 1024,
+    readMaxBytes,
     // Compression would be paid per subscriber on the fan-out path.
     acceptCompression: [],
     shutdownSignal: shutdown.signal,
   });
-  router.service(RealtimeService, realtimeService(node));
-  router.service(ServerService, serverService(node));
+  const realtime = realtimeService(node);
+  const server = serverService(node);
+  router.service(RealtimeService, realtime);
+  router.service(ServerService, server);
+  // The same implementations, served on the lean path where a request is plain binary (transport/unary/README.md).
+  const unary = new UnaryServer(
+    unaryMethods([
+      [RealtimeService, realtime],
+      [ServerService, server],
+    ]),
+    { readMaxBytes, onError: (error, context) => log.error(`failed while ${context}`, { error: String((error as Error)?.stack ?? error) }) },
+  );
   const handlers = new Map(router.handlers.map((h) => [h.requestPath, h]));
-  const handlerFor = (path: string) => handlers.get(path.split("?", 1)[0]!);
+  const handlerFor = (path: string): UniversalHandler | undefined => handlers.get(path.split("?", 1)[0]!);
+  let listener: DualProtocolListener | undefined;
   const notRouted = (path: string) =>
     path.split("?", 1)[0] === "/healthz"
-      ? { status: 200, body: JSON.stringify({ status: "ok", node: config.nodeId, sessions: node.sessionCount }) }
+      ? { status: 200, body: JSON.stringify({ status: "ok", node: config.nodeId, sessions: node.sessionCount, connections: listener?.counts }) }
       : { status: 404, body: JSON.stringify({ error: "not found" }) };
   const cors = { origins: config.corsOrigins };
   const handlerFailed = (path: string) => (reason: unknown) => {
     if (ConnectError.from(reason).code !== Code.Aborted) log.error(`handler for ${path} failed`, { error: String(reason) });
   };
 
-  const listener = new DualProtocolListener(
-    (req, res) => {
-      if (applyCors(cors, req, res)) return;
-      const route = sessionStreamRoute(req.method, req.url, req.headers, false);
-      if (route) return serveSessionStream(node, new Http1Wire(req, res), route, req.headers.authorization);
-      const handler = handlerFor(req.url ?? "/");
-      if (!handler) {
-        const { status, body } = notRouted(req.url ?? "/");
-        res.writeHead(status, { "content-type": "application/json" });
-        return void res.end(body);
-      }
-      handler(universalRequestFromNodeRequest(req, res, undefined, undefined))
-        .then((response) => universalResponseToNodeResponse(response, res))
-        .catch(handlerFailed(handler.requestPath));
-    },
-    (stream, head) => {
-      const answer = corsAnswer(cors, head.method, head.headers);
-      if (answer?.reply) return respondPlain(stream, answer.reply.status, { ...answer.headers, ...answer.reply.headers }, answer.reply.body);
-      // Browsers never reach us over h2c: cross-origin session streams take connect's generic path.
-      const route = head.headers.origin ? undefined : sessionStreamRoute(head.method, head.path, head.headers, true);
-      if (route) return serveSessionStream(node, new H2Wire(stream), route, head.headers.authorization);
-      const handler = handlerFor(head.path);
-      if (!handler) {
-        const { status, body } = notRouted(head.path);
-        return respondPlain(stream, status, { "content-type": "application/json", ...answer?.headers }, body);
-      }
-      serveUniversal(stream, head, handler, answer?.headers ?? {}).catch(handlerFailed(handler.requestPath));
-    },
-  );
+  const serveH1 = (req: http.IncomingMessage, res: http.ServerResponse): void | Promise<void> => {
+    if (applyCors(cors, req, res)) return;
+    const route = sessionStreamRoute(req.method, req.url, req.headers, false);
+    if (route) return void serveSessionStream(node, new Http1Wire(req, res), route, req.headers.authorization);
+    const lean = unary.route(req.method, req.url ?? "/", req.headers, false);
+    if (lean) return unary.serveH1(req, res, lean);
+    const handler = handlerFor(req.url ?? "/");
+    if (!handler) {
+      const { status, body } = notRouted(req.url ?? "/");
+      res.writeHead(status, { "content-type": "application/json" });
+      return void res.end(body);
+    }
+    return serveUniversalH1(req, res, handler);
+  };
+
+  const serveH2 = (stream: ServerStream, head: RequestHead): void | Promise<void> => {
+    const answer = corsAnswer(cors, head.method, head.headers);
+    if (answer?.reply) return respondPlain(stream, answer.reply.status, { ...answer.headers, ...answer.reply.headers }, answer.reply.body);
+    // Browsers never reach us over h2c: cross-origin session streams take connect's generic path.
+    const route = head.headers.origin ? undefined : sessionStreamRoute(head.method, head.path, head.headers, true);
+    if (route) return void serveSessionStream(node, new H2Wire(stream), route, head.headers.authorization);
+    const emits = head.headers.origin ? undefined : emitSessionRoute(head.method, head.path, head.headers, true);
+    if (emits) return serveEmitSession(node, new H2Wire(stream), emits, head.headers.authorization, readMaxBytes);
+    const lean = unary.route(head.method, head.path, head.headers, true);
+    if (lean) return unary.serveH2(stream, head, lean, answer?.headers);
+    const handler = handlerFor(head.path);
+    if (!handler) {
+      const { status, body } = notRouted(head.path);
+      return respondPlain(stream, status, { "content-type": "application/json", ...answer?.headers }, body);
+    }
+    return serveUniversal(stream, head, handler, answer?.headers ?? {}).catch(handlerFailed(handler.requestPath));
+  };
+
+  listener = new DualProtocolListener(serveH1, serveH2, {
+    maxSockets: config.maxSockets,
+    listenBacklog: config.listenBacklog,
+    handshakeTimeoutMs: config.handshakeTimeoutMs,
+    idleTimeoutMs: config.idleTimeoutMs,
+    http2: config.http2,
+    h2Limits: config.h2,
+    onError: (error, context) => log.error(`failed while ${context}`, { error: String((error as Error)?.stack ?? error) }),
+  });
   const address = await listener.listen(config.port, config.host);
   const shownHost = address.family === "IPv6" ? `[${address.address}]` : address.address;
+  const running = listener;
 
   let closing: Promise<void> | undefined;
   return {
@@ -89,13 +124,13 @@ export async function startChorus(config: ChorusConfig, log: Logger): Promise<Ru
     node,
     close: () =>
       (closing ??= (async () => {
-        await Promise.race([listener.stopAccepting(), delay(50)]);
+        await Promise.race([running.stopAccepting(), delay(50)]);
         await node.close();
         shutdown.abort();
-        listener.goAway();
+        running.goAway();
         const deadline = Date.now() + config.shutdownGraceMs;
-        while (listener.busy && Date.now() < deadline) await delay(20);
-        listener.destroyAll();
+        while (running.busy && Date.now() < deadline) await delay(20);
+        running.destroyAll();
       })()),
   };
 }

@@ -1,6 +1,32 @@
 import type { Engine } from "./engine/engine.js";
 import type { OutboundFrame } from "./frames.js";
 import type { Session } from "./session.js";
+import { isChangeFrame } from "./changes/view.js";
+
+/**
+ * A database change to a table's subscribers: each sees it through its
+ * view (filter, row rule), judged once per distinct view, the resulting
+ * frame encoded once and shared by every subscriber with that view.
+ */
+function deliverChange(set: Set<Session>, topic: string, frame: OutboundFrame): void {
+  let seen: Map<string, OutboundFrame | undefined> | undefined;
+  for (const session of set) {
+    const view = session.views?.get(topic);
+    if (!view) {
+      session.outbox.push(frame);
+      continue;
+    }
+    seen ??= new Map();
+    let out = seen.get(view.key);
+    if (out === undefined && !seen.has(view.key)) seen.set(view.key, (out = view.apply(frame)));
+    if (out) session.outbox.push(out);
+  }
+}
+
+interface RecoveryBuffer {
+  frames: OutboundFrame[];
+  overflowed: boolean;
+}
 
 /** What the hub tells the engine about this node's interest. */
 export type Interest = Pick<Engine, "watch" | "unwatch" | "watchUser" | "unwatchUser">;
@@ -14,12 +40,16 @@ export type Interest = Pick<Engine, "watch" | "unwatch" | "watchUser" | "unwatch
  */
 export class Hub {
   private readonly subscribers = new Map<string, Set<Session>>();
-  /** Sessions catching up on a topic: its live frames wait here until their replay is out. */
-  private readonly recovering = new Map<string, Map<Session, OutboundFrame[]>>();
+  /** Sessions catching up on a topic: its live frames wait here (bounded) until their replay is out. */
+  private readonly recovering = new Map<string, Map<Session, RecoveryBuffer>>();
   /** Every session of each user, for messages sent to a user rather than a topic. */
   private readonly users = new Map<string, Set<Session>>();
 
-  constructor(private readonly interest: Interest) {}
+  constructor(
+    private readonly interest: Interest,
+    /** Live frames held for one recovering session before they are let go (and read back from history). */
+    private readonly maxBuffered: number,
+  ) {}
 
   /** Buffers the topic's live frames for the session until endRecovery. */
   beginRecovery(topic: string, session: Session): void {
@@ -29,7 +59,18 @@ export class Hub {
       this.recovering.set(topic, (waiting = new Map()));
       if (!watched) this.interest.watch(topic);
     }
-    waiting.set(session, []);
+    waiting.set(session, { frames: [], overflowed: false });
+  }
+
+  /**
+   * Whether live frames were let go since the last call (the buffer was
+   * full): the replay must read on before it can join. Starts afresh.
+   */
+  recoveryOverflowed(topic: string, session: Session): boolean {
+    const buffer = this.recovering.get(topic)?.get(session);
+    if (!buffer?.overflowed) return false;
+    buffer.overflowed = false;
+    return true;
   }
 
   /**
@@ -40,7 +81,7 @@ export class Hub {
   endRecovery(topic: string, session: Session, join: boolean): OutboundFrame[] {
     if (join) this.add(topic, session);
     const waiting = this.recovering.get(topic);
-    const frames = waiting?.get(session) ?? [];
+    const frames = waiting?.get(session)?.frames ?? [];
     waiting?.delete(session);
     if (waiting?.size === 0) {
       this.recovering.delete(topic);
@@ -93,9 +134,21 @@ export class Hub {
 
   deliver(topic: string, frame: OutboundFrame): void {
     const set = this.subscribers.get(topic);
-    if (set) for (const session of set) session.outbox.push(frame);
+    if (set) {
+      if (isChangeFrame(frame)) deliverChange(set, topic, frame);
+      else for (const session of set) session.outbox.push(frame);
+    }
     const waiting = this.recovering.get(topic);
-    if (waiting) for (const frames of waiting.values()) frames.push(frame);
+    if (waiting) {
+      for (const buffer of waiting.values()) {
+        if (buffer.frames.length < this.maxBuffered) buffer.frames.push(frame);
+        else {
+          // Persisted frames are read back from history; ephemeral ones were best effort.
+          buffer.frames = [];
+          buffer.overflowed = true;
+        }
+      }
+    }
   }
 
   subscriberCount(topic: string): number {

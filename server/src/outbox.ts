@@ -1,4 +1,4 @@
-import { ConnectError } from "@connectrpc/connect";
+import { Code, ConnectError } from "@connectrpc/connect";
 import { systemNotice, type OutboundFrame } from "./frames.js";
 
 /**
@@ -50,6 +50,8 @@ export interface OutboxLimits {
 export interface FrameSink {
   write(batch: OutboundFrame[]): boolean;
   end(error: ConnectError | undefined): void;
+  /** Ends the stream now, dropping whatever is queued: the client is cut off. */
+  abort(error: ConnectError): void;
 }
 
 /**
@@ -59,7 +61,8 @@ export interface FrameSink {
  * reading and its queue fills up, its queued payloads are dropped and it
  * stays cut off until its writer catches up; then it receives one SYSTEM
  * "lagged" notice per affected topic so it can resynchronise from history.
- * Replies and control frames are never dropped.
+ * Replies and control frames are never dropped, but they count against the
+ * same bound: a client that does not read its replies is cut off.
  */
 export class Outbox {
   private queue: OutboundFrame[] = [];
@@ -75,6 +78,10 @@ export class Outbox {
   private endError: ConnectError | undefined;
   /** Already in the scheduler's next flush: a broadcast wakes each outbox once, not once per frame. */
   private flushDue = false;
+  /** Pull mode: how to cut the stream off when the client does not read (set by the stream's writer). */
+  onAbort: ((error: ConnectError) => void) | undefined;
+  /** Replays waiting for the queue to drain before they read more (made on first use). */
+  private roomWaiters: Array<() => void> | undefined;
 
   constructor(
     private readonly limits: OutboxLimits,
@@ -87,17 +94,62 @@ export class Outbox {
 
   push(frame: OutboundFrame): void {
     if (this.ended) return;
-    if (frame.droppable) {
-      if (this.dropped) return this.drop(frame.topic, 1);
+    if (this.queue.length >= this.limits.maxFrames || this.queuedBytes + frame.size > this.limits.maxBytes) {
+      if (this.writeNow()) return this.push(frame);
+      this.shed();
+      if (frame.droppable) return this.drop(frame.topic, 1);
       if (this.queue.length >= this.limits.maxFrames || this.queuedBytes + frame.size > this.limits.maxBytes) {
-        this.shed();
-        return this.drop(frame.topic, 1);
+        return this.fail(new ConnectError("the client does not read what it is sent (its replies pile up): cut off", Code.ResourceExhausted));
       }
+    } else if (frame.droppable && this.dropped) {
+      return this.drop(frame.topic, 1);
     }
     this.queue.push(frame);
     this.queuedBytes += frame.size;
     if (!frame.droppable && this.sink && !this.paused) this.scheduler.wakeSoon(this);
     else this.wake();
+  }
+
+  /**
+   * A replay's chunk: never dropped as lag (the replay is paced by
+   * whenRoom, so it never fills the queue by itself), but counted against
+   * the same bound as replies.
+   */
+  pushAll(frames: readonly OutboundFrame[]): void {
+    if (this.ended || frames.length === 0) return;
+    let bytes = 0;
+    for (const frame of frames) bytes += frame.size;
+    if (this.queue.length + frames.length > this.limits.maxFrames || this.queuedBytes + bytes > this.limits.maxBytes) {
+      if (this.writeNow()) return this.pushAll(frames);
+      this.shed();
+      if (this.queue.length + frames.length > this.limits.maxFrames || this.queuedBytes + bytes > this.limits.maxBytes) {
+        return this.fail(new ConnectError("the client does not read what it is sent: cut off", Code.ResourceExhausted));
+      }
+    }
+    for (const frame of frames) this.queue.push(frame);
+    this.queuedBytes += bytes;
+    this.wake();
+  }
+
+  /**
+   * Resolves once the queue holds at most a quarter of its bound and the
+   * stream is taking writes (or the outbox has ended): when a replay may
+   * queue its next chunk.
+   */
+  whenRoom(): Promise<void> {
+    if (this.hasRoom()) return Promise.resolve();
+    return new Promise((resolve) => (this.roomWaiters ??= []).push(resolve));
+  }
+
+  private hasRoom(): boolean {
+    return this.ended || (!this.paused && this.queue.length <= this.limits.maxFrames / 4 && this.queuedBytes <= this.limits.maxBytes / 4);
+  }
+
+  private checkRoom(): void {
+    if (!this.roomWaiters || !this.hasRoom()) return;
+    const waiters = this.roomWaiters;
+    this.roomWaiters = undefined;
+    for (const resolve of waiters) resolve();
   }
 
   /**
@@ -122,10 +174,29 @@ export class Outbox {
     this.endError = error;
     if (this.sink) this.scheduler.wake(this);
     else this.release();
+    this.checkRoom();
   }
 
   get isEnded(): boolean {
     return this.ended;
+  }
+
+  /** Cuts the stream off now: what is queued is dropped, the sink (or the pull-mode writer) aborted. */
+  fail(error: ConnectError): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.endError = error;
+    this.queue = [];
+    this.queuedBytes = 0;
+    this.dropped = undefined;
+    if (this.sink) {
+      this.sinkEnded = true;
+      this.sink.abort(error);
+    } else {
+      this.onAbort?.(error);
+      this.release();
+    }
+    this.checkRoom();
   }
 
   /**
@@ -162,6 +233,7 @@ export class Outbox {
         this.sinkEnded = true;
         this.sink.end(this.endError);
       }
+      this.checkRoom();
       return;
     }
     const waiter = this.waiter;
@@ -184,7 +256,19 @@ export class Outbox {
       batch.push(systemNotice(topic, "system:lagged", { reason: "slow_consumer", dropped: count }));
     }
     this.dropped = undefined;
+    if (this.roomWaiters) queueMicrotask(() => this.checkRoom());
     return batch;
+  }
+
+  /**
+   * A full queue whose stream is taking writes is written now rather than
+   * at the end of the turn: a burst (many commands read in one turn) is not
+   * mistaken for a subscriber that stopped reading. True when it wrote.
+   */
+  private writeNow(): boolean {
+    if (!this.sink || this.paused || this.sinkEnded || this.queue.length === 0) return false;
+    this.paused = !this.sink.write(this.take());
+    return true;
   }
 
   private shed(): void {

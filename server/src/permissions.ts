@@ -35,9 +35,12 @@ export class Permissions {
   ) {}
 
   check(identity: { userId: string; grants?: Grants }, action: Action, topic: string): void {
-    if (this.allowAll) return;
-    const patterns = [...(this.configured[action] ?? []), ...(identity.grants?.[action] ?? [])];
-    if (patterns.some((p) => topicMatches(p, topic, identity.userId))) return;
-    throw new ConnectError(`user "${identity.userId}" may not ${action} on "${topic}"`, Code.PermissionDenied);
+    if (!this.allows(identity, action, topic)) throw new ConnectError(`user "${identity.userId}" may not ${action} on "${topic}"`, Code.PermissionDenied);
+  }
+
+  allows(identity: { userId: string; grants?: Grants }, action: Action, topic: string): boolean {
+    if (this.allowAll) return true;
+    const match = (p: string) => topicMatches(p, topic, identity.userId);
+    return (this.configured[action] ?? []).some(match) || (identity.grants?.[action] ?? []).some(match);
   }
 }

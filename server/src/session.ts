@@ -1,11 +1,16 @@
 import { create } from "@bufbuild/protobuf";
+import type { ActiveStream } from "./streams/active-stream.js";
 import { Code, ConnectError } from "@connectrpc/connect";
 import {
+  EndSessionResponseSchema,
   ReplyErrorSchema,
   ReplySchema,
   SubscribeResponseSchema,
   UnsubscribeResponseSchema,
   type ConnectRequest,
+  type EndSessionResponse,
+  type PublishRequest,
+  type PublishResponse,
   type Reply,
   type SubscribeRequest,
   type SubscribeResponse,
@@ -14,18 +19,20 @@ import {
 } from "../../gen/chorus/v1/realtime_pb.js";
 import { StreamPositionSchema } from "../../gen/chorus/v1/payload_pb.js";
 import type { Identity } from "./auth.js";
-import { encodeFrame, frameOf, storedFrame, systemNotice, type OutboundFrame } from "./frames.js";
+import { encodeFrame, frameOf, preEncodedFrame, type OutboundFrame } from "./frames.js";
+import { errorReplyField, publishReplyField } from "./payload-wire.js";
 import type { ChorusNode } from "./node.js";
 import { askJoinHook } from "./join-hook.js";
 import { Outbox } from "./outbox.js";
 import { RateLimit } from "./rate-limit.js";
-import { checkTopic } from "./topic.js";
-import type { Recovery } from "./engine/engine.js";
+import type { RowView } from "./changes/view.js";
+import { joinTopic } from "./replay.js";
+import { checkTopic, topicKind } from "./topic.js";
+import { checkLength, FIELD_LIMITS } from "./validate.js";
 
 export type SessionKind = "connect" | "listen";
 
-/** The most a re-subscribing client is replayed at once; further behind, it is told of a gap. */
-const RECOVERY_LIMIT = 100_000;
+const noop = (): void => {};
 
 /**
  * One client connection, whichever stream carries it. Both the bidi
@@ -40,7 +47,15 @@ export class Session {
   lastSeen = Date.now();
   private closed = false;
   private expiry: NodeJS.Timeout | undefined;
-  private limit: RateLimit | undefined;
+  /** Topics whose subscription is being set up (a replay may take a while). */
+  private joining: Set<string> | undefined;
+  /** Topic → the presence id this session holds there. */
+  readonly tracked = new Map<string, string>();
+  /** Token streams this session produces, by the client's stream id. */
+  readonly producing = new Map<string, ActiveStream>();
+  /** Table topic → what this session's subscription sees (its filter, its row rule); none: every row. */
+  views: Map<string, RowView> | undefined;
+  private presenceBudget: RateLimit | undefined;
 
   constructor(
     private readonly node: ChorusNode,
@@ -52,13 +67,13 @@ export class Session {
     this.outbox = node.newOutbox();
   }
 
-  /** Made on the first publish: most connections only listen. */
-  get publishLimit(): RateLimit {
-    return (this.limit ??= new RateLimit(this.node.config.maxPublishRate));
-  }
-
   get userId(): string {
     return this.identity.userId;
+  }
+
+  /** Made on the first track: most connections never announce presence. */
+  get presenceLimit(): RateLimit {
+    return (this.presenceBudget ??= new RateLimit(this.node.config.presenceRate));
   }
 
   get isClosed(): boolean {
@@ -85,159 +100,176 @@ export class Session {
 
   async subscribe(req: SubscribeRequest): Promise<SubscribeResponse> {
     checkTopic(req.topic, this.node.config.maxTopicLength);
+    if (req.since) checkLength(req.since.epoch, FIELD_LIMITS.epoch, "since.epoch");
+    checkLength(req.filter, FIELD_LIMITS.filter, "filter");
     this.node.permissions.check(this.identity, "subscribe", req.topic);
-    if (req.filter !== "") {
-      throw new ConnectError("row filters are not supported by this server yet; subscribe without a filter", Code.Unimplemented);
+    const table = topicKind(req.topic) === "table";
+    if (!table && req.filter !== "") throw new ConnectError("filter: row filters apply to table topics (a table name, no slash)", Code.InvalidArgument);
+    // A table must exist and be tracked; the filter and the table's row rule become what this subscription sees.
+    const view = table ? await this.node.tableView(req.topic, req.filter, this.userId) : undefined;
+    if (this.topics.has(req.topic) && (this.views?.get(req.topic)?.key ?? "") !== (view?.key ?? "")) {
+      throw new ConnectError(`already subscribed to "${req.topic}" with another filter; unsubscribe first`, Code.FailedPrecondition);
     }
-    if (!this.topics.has(req.topic) && this.topics.size >= this.node.config.maxSubscriptionsPerSession) {
+    if (!this.topics.has(req.topic) && this.topics.size + (this.joining?.size ?? 0) >= this.node.config.maxSubscriptionsPerSession) {
       throw new ConnectError(
         `this connection already has ${this.topics.size} subscriptions, the limit; unsubscribe from one first`,
         Code.ResourceExhausted,
       );
     }
+    if (this.joining?.has(req.topic)) throw new ConnectError(`a subscription to "${req.topic}" is already being set up on this session`, Code.Aborted);
     const { joinHookUrl, joinHookTimeoutMs } = this.node.config;
     const join = joinHookUrl ? await askJoinHook(joinHookUrl, joinHookTimeoutMs, { userId: this.userId, topic: req.topic, connectionId: this.connectionId }) : undefined;
-    return this.join(req.topic, req.since ? { seq: Number(req.since.seq), epoch: req.since.epoch } : undefined, join?.data ?? "");
-  }
-
-  /**
-   * Joins a topic, from a position when the client has one: persisted
-   * messages after it are replayed in order, then live traffic, with
-   * nothing lost or repeated in between (live frames wait in the hub while
-   * the replay is read). Without a position the client starts at the
-   * topic's current position, found the same way so that nothing published
-   * after it is missed. A position older than what is retained, or from
-   * another epoch, is answered with a SYSTEM "system:history_gap" notice
-   * before whatever is still there. Subscribing again re-synchronises an
-   * existing subscription.
-   */
-  private async join(topic: string, since: { seq: number; epoch: string } | undefined, joinData: string): Promise<SubscribeResponse> {
-    const { hub, engine } = this.node;
-    hub.beginRecovery(topic, this);
-    hub.remove(topic, this);
-    let seq: number;
-    let recovery: Recovery;
+    (this.joining ??= new Set()).add(req.topic);
+    if (view) (this.views ??= new Map()).set(req.topic, view);
+    else this.views?.delete(req.topic);
     try {
-      await engine.live(topic);
-      if (since) {
-        seq = since.seq;
-        recovery = await engine.since(topic, seq, RECOVERY_LIMIT);
-        if (since.epoch !== "" && recovery.epoch !== "" && since.epoch !== recovery.epoch) {
-          this.send(systemNotice(topic, "system:history_gap", { reason: "history_reset", epoch: recovery.epoch }));
-          seq = 0;
-          recovery = await engine.since(topic, 0, RECOVERY_LIMIT);
-        }
-      } else {
-        const page = await engine.history(topic, { limit: 0, before: 0, beforeSeq: 0 });
-        seq = page.lastSeq;
-        recovery = { messages: [], epoch: page.epoch, firstSeq: page.lastSeq + 1, lastSeq: page.lastSeq };
-      }
-    } catch (error) {
-      hub.endRecovery(topic, this, false);
-      throw error;
+      const since = req.since ? { seq: Number(req.since.seq), epoch: req.since.epoch } : undefined;
+      const joined = await joinTopic(this.node, this, req.topic, since, req.presenceSync);
+      return create(SubscribeResponseSchema, {
+        topic: req.topic,
+        position: create(StreamPositionSchema, { seq: BigInt(joined.position.seq), epoch: joined.position.epoch }),
+        recovered: joined.recovered,
+        joinData: join?.data ?? "",
+      });
+    } finally {
+      this.joining.delete(req.topic);
+      if (!this.topics.has(req.topic)) this.views?.delete(req.topic);
     }
-    if (this.closed) {
-      hub.endRecovery(topic, this, false);
-      throw new ConnectError("session has ended", Code.NotFound);
-    }
-    // The session joins the fan-out here, and everything below runs before
-    // any later live frame can be delivered: nothing slips in between.
-    const live = hub.endRecovery(topic, this, true);
-    this.topics.add(topic);
-    let recovered = true;
-    let last = seq;
-    // Whatever is missing before a message (trimmed by retention, even while
-    // the replay was read) is announced, never skipped silently.
-    const gap = (missedTo: number) => {
-      recovered = false;
-      this.send(systemNotice(topic, "system:history_gap", { reason: "older_than_retained", missed_from: last + 1, missed_to: missedTo }));
-    };
-    for (const m of recovery.messages) {
-      if (m.seq > last + 1) gap(m.seq - 1);
-      this.send(storedFrame(topic, recovery.epoch, m));
-      last = m.seq;
-    }
-    if (recovery.messages.length === 0 && recovery.firstSeq > last + 1 && recovery.lastSeq > last) gap(recovery.firstSeq - 1);
-    if (recovery.messages.length === RECOVERY_LIMIT && last < recovery.lastSeq) {
-      recovered = false;
-      this.send(systemNotice(topic, "system:history_gap", { reason: "too_far_behind", missed_from: last + 1, missed_to: recovery.lastSeq }));
-    }
-    for (const frame of live) {
-      if (frame.seq === 0 || frame.seq > last) {
-        this.send(frame);
-        last = Math.max(last, frame.seq);
-      }
-    }
-    return create(SubscribeResponseSchema, {
-      topic,
-      position: create(StreamPositionSchema, { seq: BigInt(Math.max(last, recovery.lastSeq)), epoch: recovery.epoch }),
-      recovered,
-      joinData,
-    });
   }
 
   unsubscribe(req: UnsubscribeRequest): UnsubscribeResponse {
     checkTopic(req.topic, this.node.config.maxTopicLength);
     this.topics.delete(req.topic);
+    this.views?.delete(req.topic);
     this.node.hub.remove(req.topic, this);
     return create(UnsubscribeResponseSchema);
   }
 
   /**
    * Runs one frame of the bidi stream. Commands run one after another in
-   * arrival order; a publish is accepted in order but its acknowledgement
+   * arrival order (the caller awaits the returned promise before the
+   * next); a publish is accepted in order but its acknowledgement
    * (durability) is awaited in the background, so a persisting publisher
-   * keeps its pipeline full.
+   * keeps its pipeline full. `settled` is called once the command is
+   * completely done (answered; for a publish, acknowledged).
    */
-  async handleFrame(frame: ConnectRequest): Promise<void> {
+  async handleFrame(frame: ConnectRequest, settled: () => void = noop): Promise<void> {
     this.lastSeen = Date.now();
     const requestId = frame.requestId;
     const command = frame.command;
     try {
       switch (command.case) {
+        case "publish":
+          return this.publish(requestId, command.value, settled);
         case "subscribe":
-          return this.reply(requestId, { case: "subscribe", value: await this.subscribe(command.value) });
+          this.reply(requestId, { case: "subscribe", value: await this.subscribe(command.value) });
+          break;
         case "unsubscribe":
-          return this.reply(requestId, { case: "unsubscribe", value: this.unsubscribe(command.value) });
-        case "publish": {
-          const ack = this.node.publish(command.value, { identity: this.identity, session: this });
-          ack.then(
-            (value) => this.reply(requestId, { case: "publish", value }),
-            (error: unknown) => this.replyError(requestId, error),
-          );
-          return;
-        }
+          this.reply(requestId, { case: "unsubscribe", value: this.unsubscribe(command.value) });
+          break;
         case "getHistory":
-          return this.reply(requestId, { case: "getHistory", value: await this.node.history(command.value, this.identity) });
+          this.reply(requestId, { case: "getHistory", value: await this.node.history(command.value, this.identity) });
+          break;
         case "ping":
-          return this.reply(requestId, { case: "ping", value: this.node.pong() });
+          this.reply(requestId, { case: "ping", value: this.node.pong() });
+          break;
         case "refreshToken":
-          return this.reply(requestId, { case: "refreshToken", value: await this.node.refreshToken(this, command.value) });
+          this.reply(requestId, { case: "refreshToken", value: await this.node.refreshToken(this, command.value) });
+          break;
         case "track":
+          this.reply(requestId, { case: "track", value: this.node.track(this, command.value) });
+          break;
         case "untrack":
+          this.reply(requestId, { case: "untrack", value: this.node.untrack(this, command.value) });
+          break;
         case "getPresence":
-          throw new ConnectError("presence is not available on this server yet", Code.Unimplemented);
+          this.reply(requestId, { case: "getPresence", value: await this.node.getPresence(command.value, this.identity) });
+          break;
+        case "getPresenceStats":
+          this.reply(requestId, { case: "getPresenceStats", value: await this.node.getPresenceStats(command.value, this.identity) });
+          break;
+        case "streamWrite":
+          this.reply(requestId, { case: "streamWrite", value: await this.node.streamWrite(this, command.value) });
+          break;
+        case "endSession":
+          // The reply is queued ahead of the end of the stream.
+          this.reply(requestId, { case: "endSession", value: create(EndSessionResponseSchema) });
+          this.end();
+          break;
         case undefined:
           throw new ConnectError("frame carries no command", Code.InvalidArgument);
       }
     } catch (error) {
       this.replyError(requestId, error);
     }
+    settled();
   }
 
-  /** Ends the session: leaves every topic; the stream ends after what is queued. */
-  close(error?: ConnectError): void {
+  /**
+   * A publish command: accepted (positioned) now, answered when it is
+   * acknowledged, without holding up the commands after it. Synchronous,
+   * so a stream can run it without a promise of its own.
+   */
+  publish(requestId: bigint, req: PublishRequest, settled: () => void = noop): void {
+    this.lastSeen = Date.now();
+    let ack: Promise<PublishResponse>;
+    try {
+      ack = this.node.publish(req, { identity: this.identity, session: this });
+    } catch (error) {
+      this.replyError(requestId, error);
+      return settled();
+    }
+    ack.then(
+      (value) => this.settle(settled, () => this.reply(requestId, { case: "publish", value })),
+      (error: unknown) => this.settle(settled, () => this.replyError(requestId, error)),
+    );
+  }
+
+  /** Answers a command and settles it, whatever answering does. */
+  private settle(settled: () => void, answer: () => void): void {
+    try {
+      answer();
+    } catch (error) {
+      this.node.logError("a reply failed", error);
+    }
+    settled();
+  }
+
+  /** The client's goodbye: the session ends cleanly (its presence leaves at once). */
+  end(): EndSessionResponse {
+    this.close(undefined, true);
+    return create(EndSessionResponseSchema);
+  }
+
+  /** Answers a command that could not even be read (too large) with `error`. */
+  refuse(requestId: bigint, error: ConnectError): void {
+    this.replyError(requestId, error);
+  }
+
+  /**
+   * Ends the session: leaves every topic; the stream ends after what is
+   * queued. `clean` when the client ended it itself: its presence leaves at
+   * once; otherwise it waits out the grace period for the client to return.
+   */
+  close(error?: ConnectError, clean = false): void {
     if (this.closed) return;
     this.closed = true;
     clearTimeout(this.expiry);
     for (const topic of this.topics) this.node.hub.remove(topic, this);
     this.topics.clear();
+    // Its token streams end with it: viewers are never left with an open stream.
+    for (const stream of this.producing.values()) void this.node.streams.end(stream, "error", "the producer went away before ending the stream");
+    this.producing.clear();
+    this.node.presence.sessionEnded(this, clean);
     this.outbox.end(error);
-    this.node.forget(this);
+    this.node.forget(this, clean ? "closed by the client" : (error?.rawMessage ?? "connection lost"));
   }
 
   private reply(requestId: bigint, result: Reply["result"]): void {
     if (requestId === 0n) return;
+    // A publish's reply (the one every publish gets) is written by hand; the others by protobuf-es.
+    const field = result.case === "publish" ? publishReplyField(requestId, result.value) : undefined;
+    if (field) return this.send(preEncodedFrame(field));
     const reply = create(ReplySchema, { requestId, result });
     this.send(encodeFrame(frameOf({ kind: { case: "reply", value: reply } })));
   }
@@ -245,6 +277,9 @@ export class Session {
   private replyError(requestId: bigint, error: unknown): void {
     const e = ConnectError.from(error);
     if (e.code === Code.Internal || e.code === Code.Unknown) this.node.logError("command failed", error);
+    if (requestId === 0n) return;
+    const field = errorReplyField(requestId, e.code, e.rawMessage);
+    if (field) return this.send(preEncodedFrame(field));
     this.reply(requestId, { case: "error", value: create(ReplyErrorSchema, { code: e.code, message: e.rawMessage }) });
   }
 }

@@ -69,7 +69,8 @@ export function topicMatches(pattern: string, topic: string, userId?: string): b
     if (part === "**" && i === want.length - 1) return have.length > i;
     if (i >= have.length) return false;
     if (part === "*") continue;
-    if ((userId === undefined ? part : part.replaceAll("{sub}", userId)) !== have[i]) return false;
+    // split/join, not replaceAll: a replacement string would read `$&`, `$'` … in a user id as patterns.
+    if ((userId === undefined ? part : part.split("{sub}").join(userId)) !== have[i]) return false;
   }
   return want.length === have.length;
 }

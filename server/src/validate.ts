@@ -54,3 +54,28 @@ export function checkHistoryLimit(limit: number): number {
   }
   return limit;
 }
+
+/** User ids, wherever they come from (a token's sub, SendToUser, an emit's attribution). */
+export const USER_ID = /^[\x21-\x7e]{1,128}$/;
+
+export function checkUserId(userId: string, field = "user_id"): void {
+  if (!USER_ID.test(userId)) {
+    throw new ConnectError(`${field} must be 1-128 printable ASCII characters without spaces`, Code.InvalidArgument);
+  }
+}
+
+/**
+ * Bounds for the string fields that no other rule bounds, checked before
+ * anything reaches the engine, NATS or disk.
+ */
+export const FIELD_LIMITS = {
+  sessionId: 64,
+  epoch: 64,
+  listenClient: 256,
+  token: 16 * 1024,
+  filter: 1024,
+} as const;
+
+export function checkLength(value: string, max: number, field: string): void {
+  if (value.length > max) throw new ConnectError(`${field} is ${value.length} characters long; the limit is ${max}`, Code.InvalidArgument);
+}

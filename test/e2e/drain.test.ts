@@ -44,3 +44,20 @@ it.each(transports)("on SIGTERM a node drains; its clients move to the next node
   await proxy.close();
   await b.stop();
 });
+
+it("tells open HTTP/2 connections to go away on SIGTERM, and lets them finish", async () => {
+  const { RawConnection, closeRawConnections } = await import("../helpers/h2-raw.js");
+  const own = await startServer();
+  try {
+    const c = await RawConnection.connect(own.port);
+    c.request(1, "/healthz");
+    await c.headers(1);
+    const stopped = own.stop();
+    expect(await c.goAway()).toEqual({ lastStream: 1, code: 0 });
+    await eventually(() => c.closed, "the connection to close");
+    await stopped;
+  } finally {
+    closeRawConnections();
+    removeDir(own.dataDir);
+  }
+});

@@ -36,6 +36,27 @@ describe("heartbeats", () => {
   });
 });
 
+describe("dead connections", () => {
+  const server = serverForSuite({ CHORUS_HEARTBEAT_MS: "200", CHORUS_IDLE_TIMEOUT_MS: "1500" });
+
+  it("closes the HTTP/2 connection of a session dropped for silence: its PING goes unanswered, or it idles out", { timeout: 20_000 }, async () => {
+    const { RawConnection, closeRawConnections, FRAME } = await import("../helpers/h2-raw.js");
+    const { encodeHeaders } = await import("../../server/src/transport/h2/hpack.js");
+    try {
+      // A peer that opens a session and then says nothing, and answers no PING (a raw connection never does).
+      const c = await RawConnection.connect(server.port);
+      c.send(FRAME.HEADERS, 4, 1, encodeHeaders([[":method", "POST"], [":scheme", "http"], [":authority", "x"], [":path", "/chorus.v1.RealtimeService/Connect"], ["content-type", "application/connect+proto"]]));
+      const started = Date.now();
+      // The session ends (DEADLINE_EXCEEDED), then the server probes the connection with a PING of its own.
+      await c.next((f) => f.type === FRAME.PING && f.payload.toString() === "chorus:?", "the server's liveness PING", 5000);
+      await eventually(() => c.closed, "the connection closed", 15_000);
+      console.log(`a silent HTTP/2 peer: session dropped and connection closed ${Date.now() - started} ms after it went quiet (heartbeat 200 ms, idle timeout 1500 ms)`);
+    } finally {
+      closeRawConnections();
+    }
+  });
+});
+
 describe("shutdown", () => {
   it("tells clients to reconnect elsewhere on SIGTERM and exits 0", async () => {
     const server = await startServer();

@@ -1,8 +1,9 @@
-import { ConnectError, createClient } from "@connectrpc/connect";
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
 import * as http2 from "node:http2";
 import { describe, expect, it } from "vitest";
-import { RealtimeService } from "../../gen/chorus/v1/realtime_pb.js";
+import { ConnectRequestSchema, ConnectResponseSchema, RealtimeService } from "../../gen/chorus/v1/realtime_pb.js";
 import { ServerService } from "../../gen/chorus/v1/server_pb.js";
 import { NodeClient } from "../helpers/clients.js";
 import { codeOf, eventually, serverForSuite } from "../helpers/server.js";
@@ -34,9 +35,29 @@ describe("sessions", () => {
     mine.close();
   });
 
-  it("answers presence calls UNIMPLEMENTED until presence exists", async () => {
+  it("serves presence to a stock client: Track, GetPresence grouped by user, stats, ListPresence, and EndSession's immediate leave", async () => {
     const client = createClient(RealtimeService, createConnectTransport({ baseUrl: server.url, httpVersion: "1.1" }));
-    expect(await codeOf(client.getPresence({ topic: "chat/a" }))).toBe("Unimplemented");
+    const tabs = [await listen("pia"), await listen("pia"), await listen("quin")];
+    for (const [i, tab] of tabs.entries()) {
+      const token = i < 2 ? "pia" : "quin";
+      const reply = await client.track({ sessionId: tab.welcome.sessionId, topic: "chat/present", state: JSON.stringify({ tab: i }) }, bearer(token));
+      expect(reply.member).toMatchObject({ userId: token, connectionId: tab.welcome.connectionId, state: `{"tab":${i}}` });
+    }
+    const grouped = await client.getPresence({ topic: "chat/present", groupByUser: true });
+    expect(grouped.members).toHaveLength(3);
+    expect(grouped.users.map((u) => [u.userId, u.members.map((m) => m.state).sort()]).sort()).toEqual([
+      ["pia", ['{"tab":0}', '{"tab":1}']],
+      ["quin", ['{"tab":2}']],
+    ]);
+    expect(await client.getPresenceStats({ topic: "chat/present" })).toMatchObject({ connections: 3, users: 2 });
+    const backEnd = createClient(ServerService, createConnectTransport({ baseUrl: server.url, httpVersion: "1.1" }));
+    expect((await backEnd.listPresence({ topic: "chat/present" }, bearer("test-key-1"))).users).toBe(2);
+
+    // A goodbye ends the session cleanly: its member is gone at once, not after the grace period.
+    await client.endSession({ sessionId: tabs[2]!.welcome.sessionId }, bearer("quin"));
+    expect(await client.getPresenceStats({ topic: "chat/present" })).toMatchObject({ connections: 2, users: 1 });
+    expect(await codeOf(client.ping({ sessionId: tabs[2]!.welcome.sessionId }, bearer("quin")))).toBe("NotFound");
+    for (const tab of tabs) tab.close();
   });
 
   it("delivers to JSON clients too (frames are re-encoded only for them)", async () => {
@@ -196,9 +217,23 @@ describe("malformed frames", () => {
     bystander.disconnect();
   });
 
+  it("refuse a command larger than the read limit with a reply error, keeping the session", async () => {
+    // 2 x 64 KiB + 64 KiB by default: this one is refused from its length, its bytes skipped as they come.
+    const big = toBinary(ConnectRequestSchema, create(ConnectRequestSchema, { requestId: 7n, command: { case: "publish", value: { topic: "chat/big", event: "m", data: JSON.stringify("x".repeat(300_000)) } } }));
+    const ping = toBinary(ConnectRequestSchema, create(ConnectRequestSchema, { requestId: 8n, command: { case: "ping", value: {} } }));
+    const envelopes = await rawSession("Connect", Buffer.concat([envelope(big), envelope(ping)]), true);
+    const replies = envelopes
+      .filter((e) => e.flags === 0)
+      .flatMap((e) => fromBinary(ConnectResponseSchema, e.body).frames)
+      .filter((f) => f.kind.case === "reply")
+      .map((f) => f.kind.value as { requestId: bigint; result: { case: string; value: { code?: number } } });
+    expect(replies.map((r) => [r.requestId, r.result.case])).toEqual([[7n, "error"], [8n, "ping"]]);
+    expect(replies[0]!.result.value.code).toBe(Code.ResourceExhausted);
+    // The session ended only because the request did, and cleanly.
+    expect(JSON.parse(envelopes.at(-1)!.body.toString()).error).toBeUndefined();
+  });
+
   it("answer each framing violation with its code", async () => {
-    // Larger than the read limit (2 x 64 KiB + 64 KiB by default): refused from the length alone.
-    expect(endCode(await rawSession("Connect", envelope(new Uint8Array(0), 0, 10_000_000), false))).toBe("resource_exhausted");
     // Compressed, though this server offers no compression.
     expect(endCode(await rawSession("Connect", envelope(new Uint8Array([0x08, 0x01]), 0x01), false))).toBe("unimplemented");
     // The request ends inside a message.

@@ -6,7 +6,9 @@ import { PayloadType } from "../../gen/chorus/v1/payload_pb.js";
 import { NodeClient } from "../helpers/clients.js";
 import { eventually, serverForSuite } from "../helpers/server.js";
 
-const server = serverForSuite({ CHORUS_MAX_QUEUED_FRAMES: "64", CHORUS_MAX_PUBLISH_RATE: "0" });
+// 256 frames of 1 KB: a few milliseconds at the rate the publisher below reaches, so a subscriber that stops
+// reading is cut off at once, and one that reads (in this same busy process, through its GC pauses) is not.
+const server = serverForSuite({ CHORUS_MAX_QUEUED_FRAMES: "256", CHORUS_MAX_PUBLISH_RATE: "0" });
 
 /** A subscriber that speaks the bidi session by hand, so the test decides when it reads. */
 async function rawSubscriber(topic: string) {
@@ -43,7 +45,14 @@ it("cuts a subscriber that stops reading off the hot path, keeps others at speed
   const total = 3000;
   const blob = "x".repeat(1000);
   const started = Date.now();
-  await Promise.all(Array.from({ length: total }, (_, n) => publisher.channel(topic).publish("m", { n, blob })));
+  // 32 publishes in flight, as a publisher waiting for its acknowledgements keeps them (this process is also the
+  // fast subscriber: thousands encoded at once would keep it from reading, and make it a slow one).
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: 32 }, async () => {
+      while (next < total) await publisher.channel(topic).publish("m", { n: next++, blob });
+    }),
+  );
   await eventually(() => fastCount === total, "every message at the fast subscriber", 10_000);
   const fastMs = Date.now() - started;
 

@@ -1,6 +1,7 @@
 import { spawn } from "node:child_process";
+import * as http from "node:http";
 import { afterAll, beforeAll } from "vitest";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { SERVER_BUNDLE } from "../../server/build.mjs";
@@ -11,6 +12,7 @@ export interface ServerProcess {
   url: string;
   port: number;
   dataDir: string;
+  pid: number;
   /** Everything the server printed so far. */
   output(): string;
   /** SIGTERM and wait for the exit; resolves to the exit code. */
@@ -24,9 +26,13 @@ export interface ServerProcess {
  * process on a free port, the way `npm start` runs it, and waits for its
  * "listening" line.
  */
-export async function startServer(env: Record<string, string> = {}, dataDir?: string): Promise<ServerProcess> {
+export async function startServer(env: Record<string, string> = {}, dataDir?: string, options: { fdLimit?: number } = {}): Promise<ServerProcess> {
   const dir = dataDir ?? mkdtempSync(join(tmpdir(), "chorus-test-"));
-  const child = spawn(process.execPath, ["--enable-source-maps", SERVER_BUNDLE], {
+  // With fdLimit, the server runs under `ulimit -n` (exec keeps the pid the server's).
+  const [command, args] = options.fdLimit
+    ? ["bash", ["-c", `ulimit -n ${options.fdLimit} && exec "$0" "$@"`, process.execPath, "--enable-source-maps", SERVER_BUNDLE]]
+    : [process.execPath, ["--enable-source-maps", SERVER_BUNDLE]];
+  const child = spawn(command, args, {
     cwd: ROOT,
     env: { ...process.env, PORT: "0", HOST: "127.0.0.1", CHORUS_DATA_DIR: dir, ...env },
     stdio: ["ignore", "pipe", "pipe"],
@@ -57,6 +63,7 @@ export async function startServer(env: Record<string, string> = {}, dataDir?: st
     url: `http://127.0.0.1:${port}`,
     port,
     dataDir: dir,
+    pid: child.pid!,
     output: () => out,
     stop: async () => {
       if (child.exitCode === null) child.kill("SIGTERM");
@@ -125,8 +132,39 @@ export function serverForSuite(env: Record<string, string> = {}): ServerProcess 
     get dataDir() {
       return get().dataDir;
     },
+    get pid() {
+      return get().pid;
+    },
     output: () => get().output(),
     stop: () => get().stop(),
     kill: () => get().kill(),
   };
+}
+
+/** Resident memory of a process in MB (Linux /proc), or NaN where unknown. */
+export function rssMB(pid: number): number {
+  try {
+    const match = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+    return match ? Number(match[1]) / 1024 : Number.NaN;
+  } catch {
+    return Number.NaN;
+  }
+}
+
+export interface Health {
+  status: string;
+  sessions: number;
+  connections: { sockets: number; h1: number; h2: number };
+}
+
+/** The node's /healthz answer, over a connection of its own that closes at once (so it counts only itself). */
+export function health(url: string): Promise<Health> {
+  return new Promise((resolve, reject) => {
+    const req = http.get(`${url}/healthz`, { agent: false, headers: { connection: "close" } }, (res) => {
+      let body = "";
+      res.on("data", (d) => (body += d));
+      res.on("end", () => resolve(JSON.parse(body) as Health));
+    });
+    req.on("error", reject);
+  });
 }

@@ -62,9 +62,9 @@ it("writes a frame queued for an outbox during the very flush that just wrote it
   const [a, b] = [new Outbox(limits, scheduler), new Outbox(limits, scheduler)];
   const written: string[] = [];
   const record = (batch: ReturnType<typeof payload>[]) => written.push(...batch.map((f) => (f.frame.kind.value as { data: string }).data));
-  a.attach({ write: (batch) => (record(batch), true), end() {} });
+  a.attach({ write: (batch) => (record(batch), true), end() {}, abort() {} });
   // b's write delivers to a, which this flush has already written.
-  b.attach({ write: (batch) => (record(batch), a.push(payload("chat/a", 99)), true), end() {} });
+  b.attach({ write: (batch) => (record(batch), a.push(payload("chat/a", 99)), true), end() {}, abort() {} });
   a.push(payload("chat/a", 1));
   b.push(payload("chat/b", 2));
   const turn = () => new Promise((resolve) => setImmediate(resolve));

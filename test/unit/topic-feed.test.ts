@@ -23,7 +23,7 @@ function harness(stored: StoredMessage[], epoch = "e1") {
   let reads = 0;
   const source: FeedSource = {
     last: async () => (stored.length ? { seq: stored[stored.length - 1]!.seq, epoch } : undefined),
-    since: async (_topic, seq, limit): Promise<Recovery> => {
+    since: async (_topic, seq, { limit }): Promise<Recovery> => {
       reads++;
       const messages = stored.filter((m) => m.seq > seq).slice(0, limit);
       return { messages, epoch, firstSeq: stored[0]?.seq ?? 1, lastSeq: stored[stored.length - 1]?.seq ?? 0 };

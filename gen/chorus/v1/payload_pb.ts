@@ -10,7 +10,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file chorus/v1/payload.proto.
  */
 export const file_chorus_v1_payload: GenFile = /*@__PURE__*/
-  fileDesc("ChdjaG9ydXMvdjEvcGF5bG9hZC5wcm90bxIJY2hvcnVzLnYxIiwKDlN0cmVhbVBvc2l0aW9uEgsKA3NlcRgBIAEoBBINCgVlcG9jaBgCIAEoCSL8AQoPUmVhbHRpbWVQYXlsb2FkEiQKBHR5cGUYASABKA4yFi5jaG9ydXMudjEuUGF5bG9hZFR5cGUSDQoFdG9waWMYAiABKAkSJwoJb3BlcmF0aW9uGAMgASgOMhQuY2hvcnVzLnYxLk9wZXJhdGlvbhINCgVldmVudBgEIAEoCRIMCgRkYXRhGAUgASgJEgsKA29sZBgGIAEoCRIPCgd1c2VyX2lkGAcgASgJEhEKCXRpbWVzdGFtcBgIIAEoAxIKCgJpZBgJIAEoCRILCgNzZXEYCiABKAQSDQoFZXBvY2gYCyABKAkSFQoNY29ubmVjdGlvbl9pZBgMIAEoCSJ8Cg5IaXN0b3J5TWVzc2FnZRIKCgJpZBgBIAEoCRIPCgdyb29tX2lkGAIgASgJEg8KB3VzZXJfaWQYAyABKAkSDQoFZXZlbnQYBCABKAkSDAoEZGF0YRgFIAEoCRISCgpjcmVhdGVkX2F0GAYgASgDEgsKA3NlcRgHIAEoBCJuCg5QcmVzZW5jZU1lbWJlchIPCgd1c2VyX2lkGAEgASgJEhUKDWNvbm5lY3Rpb25faWQYAiABKAkSDQoFc3RhdGUYAyABKAkSEQoJam9pbmVkX2F0GAQgASgDEhIKCnVwZGF0ZWRfYXQYBSABKAMqrAEKC1BheWxvYWRUeXBlEhwKGFBBWUxPQURfVFlQRV9VTlNQRUNJRklFRBAAEhoKFlBBWUxPQURfVFlQRV9EQl9DSEFOR0UQARIWChJQQVlMT0FEX1RZUEVfRVZFTlQQAhIZChVQQVlMT0FEX1RZUEVfUFJFU0VOQ0UQAxIXChNQQVlMT0FEX1RZUEVfU1RSRUFNEAQSFwoTUEFZTE9BRF9UWVBFX1NZU1RFTRAFKmgKCU9wZXJhdGlvbhIZChVPUEVSQVRJT05fVU5TUEVDSUZJRUQQABIUChBPUEVSQVRJT05fSU5TRVJUEAESFAoQT1BFUkFUSU9OX1VQREFURRACEhQKEE9QRVJBVElPTl9ERUxFVEUQA2IGcHJvdG8z");
+  fileDesc("ChdjaG9ydXMvdjEvcGF5bG9hZC5wcm90bxIJY2hvcnVzLnYxIiwKDlN0cmVhbVBvc2l0aW9uEgsKA3NlcRgBIAEoBBINCgVlcG9jaBgCIAEoCSL8AQoPUmVhbHRpbWVQYXlsb2FkEiQKBHR5cGUYASABKA4yFi5jaG9ydXMudjEuUGF5bG9hZFR5cGUSDQoFdG9waWMYAiABKAkSJwoJb3BlcmF0aW9uGAMgASgOMhQuY2hvcnVzLnYxLk9wZXJhdGlvbhINCgVldmVudBgEIAEoCRIMCgRkYXRhGAUgASgJEgsKA29sZBgGIAEoCRIPCgd1c2VyX2lkGAcgASgJEhEKCXRpbWVzdGFtcBgIIAEoAxIKCgJpZBgJIAEoCRILCgNzZXEYCiABKAQSDQoFZXBvY2gYCyABKAkSFQoNY29ubmVjdGlvbl9pZBgMIAEoCSKJAQoOSGlzdG9yeU1lc3NhZ2USCgoCaWQYASABKAkSDwoHcm9vbV9pZBgCIAEoCRIPCgd1c2VyX2lkGAMgASgJEg0KBWV2ZW50GAQgASgJEgwKBGRhdGEYBSABKAkSEgoKY3JlYXRlZF9hdBgGIAEoAxILCgNzZXEYByABKAQSCwoDb2xkGAggASgJIm4KDlByZXNlbmNlTWVtYmVyEg8KB3VzZXJfaWQYASABKAkSFQoNY29ubmVjdGlvbl9pZBgCIAEoCRINCgVzdGF0ZRgDIAEoCRIRCglqb2luZWRfYXQYBCABKAMSEgoKdXBkYXRlZF9hdBgFIAEoAyqsAQoLUGF5bG9hZFR5cGUSHAoYUEFZTE9BRF9UWVBFX1VOU1BFQ0lGSUVEEAASGgoWUEFZTE9BRF9UWVBFX0RCX0NIQU5HRRABEhYKElBBWUxPQURfVFlQRV9FVkVOVBACEhkKFVBBWUxPQURfVFlQRV9QUkVTRU5DRRADEhcKE1BBWUxPQURfVFlQRV9TVFJFQU0QBBIXChNQQVlMT0FEX1RZUEVfU1lTVEVNEAUqewoMU3RyZWFtU3RhdHVzEh0KGVNUUkVBTV9TVEFUVVNfVU5TUEVDSUZJRUQQABIWChJTVFJFQU1fU1RBVFVTX0RPTkUQARIXChNTVFJFQU1fU1RBVFVTX0VSUk9SEAISGwoXU1RSRUFNX1NUQVRVU19DQU5DRUxMRUQQAypoCglPcGVyYXRpb24SGQoVT1BFUkFUSU9OX1VOU1BFQ0lGSUVEEAASFAoQT1BFUkFUSU9OX0lOU0VSVBABEhQKEE9QRVJBVElPTl9VUERBVEUQAhIUChBPUEVSQVRJT05fREVMRVRFEANiBnByb3RvMw");
 
 /**
  * Where a persisted message stands in its topic's history.
@@ -179,6 +179,13 @@ export type HistoryMessage = Message<"chorus.v1.HistoryMessage"> & {
    * @generated from field: uint64 seq = 7;
    */
   seq: bigint;
+
+  /**
+   * Table topics: the previous row of an UPDATE or DELETE (JSON text).
+   *
+   * @generated from field: string old = 8;
+   */
+  old: string;
 };
 
 /**
@@ -263,7 +270,11 @@ export enum PayloadType {
   PRESENCE = 3,
 
   /**
-   * One chunk of a token stream (EmitStream).
+   * A token stream (EmitStream): "stream:start" (data: id, event, meta),
+   * "stream:chunk" (data: id, index of its first chunk, count, text and/or
+   * values; several chunks coalesced into one when they come fast), and
+   * "stream:end" (data: id, event, meta, status, error, chunks, and the
+   * whole text and values: the message history keeps).
    *
    * @generated from enum value: PAYLOAD_TYPE_STREAM = 4;
    */
@@ -283,6 +294,45 @@ export enum PayloadType {
  */
 export const PayloadTypeSchema: GenEnum<PayloadType> = /*@__PURE__*/
   enumDesc(file_chorus_v1_payload, 0);
+
+/**
+ * How a token stream ended.
+ *
+ * @generated from enum chorus.v1.StreamStatus
+ */
+export enum StreamStatus {
+  /**
+   * @generated from enum value: STREAM_STATUS_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * The producer finished the response.
+   *
+   * @generated from enum value: STREAM_STATUS_DONE = 1;
+   */
+  DONE = 1,
+
+  /**
+   * The producer reported an error, went away or fell silent past the idle timeout.
+   *
+   * @generated from enum value: STREAM_STATUS_ERROR = 2;
+   */
+  ERROR = 2,
+
+  /**
+   * The producer gave the response up.
+   *
+   * @generated from enum value: STREAM_STATUS_CANCELLED = 3;
+   */
+  CANCELLED = 3,
+}
+
+/**
+ * Describes the enum chorus.v1.StreamStatus.
+ */
+export const StreamStatusSchema: GenEnum<StreamStatus> = /*@__PURE__*/
+  enumDesc(file_chorus_v1_payload, 1);
 
 /**
  * The row operation of a DB_CHANGE payload.
@@ -315,5 +365,5 @@ export enum Operation {
  * Describes the enum chorus.v1.Operation.
  */
 export const OperationSchema: GenEnum<Operation> = /*@__PURE__*/
-  enumDesc(file_chorus_v1_payload, 1);
+  enumDesc(file_chorus_v1_payload, 2);
 

@@ -4,7 +4,7 @@
 
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
-import type { HistoryMessage, PresenceMember, RealtimePayload, StreamPosition } from "./payload_pb.js";
+import type { HistoryMessage, PresenceMember, RealtimePayload, StreamPosition, StreamStatus } from "./payload_pb.js";
 import { file_chorus_v1_payload } from "./payload_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file chorus/v1/realtime.proto.
  */
 export const file_chorus_v1_realtime: GenFile = /*@__PURE__*/
-  fileDesc("ChhjaG9ydXMvdjEvcmVhbHRpbWUucHJvdG8SCWNob3J1cy52MSLqAwoOQ29ubmVjdFJlcXVlc3QSEgoKcmVxdWVzdF9pZBgBIAEoBBIwCglzdWJzY3JpYmUYAiABKAsyGy5jaG9ydXMudjEuU3Vic2NyaWJlUmVxdWVzdEgAEjQKC3Vuc3Vic2NyaWJlGAMgASgLMh0uY2hvcnVzLnYxLlVuc3Vic2NyaWJlUmVxdWVzdEgAEiwKB3B1Ymxpc2gYBCABKAsyGS5jaG9ydXMudjEuUHVibGlzaFJlcXVlc3RIABIoCgV0cmFjaxgFIAEoCzIXLmNob3J1cy52MS5UcmFja1JlcXVlc3RIABIsCgd1bnRyYWNrGAYgASgLMhkuY2hvcnVzLnYxLlVudHJhY2tSZXF1ZXN0SAASNwoNcmVmcmVzaF90b2tlbhgHIAEoCzIeLmNob3J1cy52MS5SZWZyZXNoVG9rZW5SZXF1ZXN0SAASMwoLZ2V0X2hpc3RvcnkYCCABKAsyHC5jaG9ydXMudjEuR2V0SGlzdG9yeVJlcXVlc3RIABI1CgxnZXRfcHJlc2VuY2UYCSABKAsyHS5jaG9ydXMudjEuR2V0UHJlc2VuY2VSZXF1ZXN0SAASJgoEcGluZxgKIAEoCzIWLmNob3J1cy52MS5QaW5nUmVxdWVzdEgAQgkKB2NvbW1hbmQiOQoPQ29ubmVjdFJlc3BvbnNlEiYKBmZyYW1lcxgBIAMoCzIWLmNob3J1cy52MS5TZXJ2ZXJGcmFtZSIfCg1MaXN0ZW5SZXF1ZXN0Eg4KBmNsaWVudBgBIAEoCSI4Cg5MaXN0ZW5SZXNwb25zZRImCgZmcmFtZXMYASADKAsyFi5jaG9ydXMudjEuU2VydmVyRnJhbWUi5gEKC1NlcnZlckZyYW1lEiUKB3dlbGNvbWUYASABKAsyEi5jaG9ydXMudjEuV2VsY29tZUgAEi0KB3BheWxvYWQYAiABKAsyGi5jaG9ydXMudjEuUmVhbHRpbWVQYXlsb2FkSAASIQoFcmVwbHkYAyABKAsyEC5jaG9ydXMudjEuUmVwbHlIABIpCgloZWFydGJlYXQYBCABKAsyFC5jaG9ydXMudjEuSGVhcnRiZWF0SAASKwoKZGlzY29ubmVjdBgFIAEoCzIVLmNob3J1cy52MS5EaXNjb25uZWN0SABCBgoEa2luZCKlAQoHV2VsY29tZRISCgpzZXNzaW9uX2lkGAEgASgJEhUKDWNvbm5lY3Rpb25faWQYAiABKAkSDwoHdXNlcl9pZBgDIAEoCRIPCgdub2RlX2lkGAQgASgJEh0KFWhlYXJ0YmVhdF9pbnRlcnZhbF9tcxgFIAEoDRITCgtzZXJ2ZXJfdGltZRgGIAEoAxIZChFtYXhfcGF5bG9hZF9ieXRlcxgHIAEoDSKRBAoFUmVwbHkSEgoKcmVxdWVzdF9pZBgBIAEoBBImCgVlcnJvchgCIAEoCzIVLmNob3J1cy52MS5SZXBseUVycm9ySAASMQoJc3Vic2NyaWJlGAMgASgLMhwuY2hvcnVzLnYxLlN1YnNjcmliZVJlc3BvbnNlSAASNQoLdW5zdWJzY3JpYmUYBCABKAsyHi5jaG9ydXMudjEuVW5zdWJzY3JpYmVSZXNwb25zZUgAEi0KB3B1Ymxpc2gYBSABKAsyGi5jaG9ydXMudjEuUHVibGlzaFJlc3BvbnNlSAASKQoFdHJhY2sYBiABKAsyGC5jaG9ydXMudjEuVHJhY2tSZXNwb25zZUgAEi0KB3VudHJhY2sYByABKAsyGi5jaG9ydXMudjEuVW50cmFja1Jlc3BvbnNlSAASOAoNcmVmcmVzaF90b2tlbhgIIAEoCzIfLmNob3J1cy52MS5SZWZyZXNoVG9rZW5SZXNwb25zZUgAEjQKC2dldF9oaXN0b3J5GAkgASgLMh0uY2hvcnVzLnYxLkdldEhpc3RvcnlSZXNwb25zZUgAEjYKDGdldF9wcmVzZW5jZRgKIAEoCzIeLmNob3J1cy52MS5HZXRQcmVzZW5jZVJlc3BvbnNlSAASJwoEcGluZxgLIAEoCzIXLmNob3J1cy52MS5QaW5nUmVzcG9uc2VIAEIICgZyZXN1bHQiKwoKUmVwbHlFcnJvchIMCgRjb2RlGAEgASgFEg8KB21lc3NhZ2UYAiABKAkiIAoJSGVhcnRiZWF0EhMKC3NlcnZlcl90aW1lGAEgASgDIj0KCkRpc2Nvbm5lY3QSDAoEY29kZRgBIAEoBRIOCgZyZWFzb24YAiABKAkSEQoJcmVjb25uZWN0GAMgASgIIm8KEFN1YnNjcmliZVJlcXVlc3QSEgoKc2Vzc2lvbl9pZBgBIAEoCRINCgV0b3BpYxgCIAEoCRIoCgVzaW5jZRgDIAEoCzIZLmNob3J1cy52MS5TdHJlYW1Qb3NpdGlvbhIOCgZmaWx0ZXIYBCABKAkidQoRU3Vic2NyaWJlUmVzcG9uc2USDQoFdG9waWMYASABKAkSKwoIcG9zaXRpb24YAiABKAsyGS5jaG9ydXMudjEuU3RyZWFtUG9zaXRpb24SEQoJcmVjb3ZlcmVkGAMgASgIEhEKCWpvaW5fZGF0YRgEIAEoCSI3ChJVbnN1YnNjcmliZVJlcXVlc3QSEgoKc2Vzc2lvbl9pZBgBIAEoCRINCgV0b3BpYxgCIAEoCSIVChNVbnN1YnNjcmliZVJlc3BvbnNlIm0KDlB1Ymxpc2hSZXF1ZXN0EhIKCnNlc3Npb25faWQYASABKAkSDQoFdG9waWMYAiABKAkSDQoFZXZlbnQYAyABKAkSDAoEZGF0YRgEIAEoCRIPCgdwZXJzaXN0GAUgASgIEgoKAmlkGAYgASgJIl0KD1B1Ymxpc2hSZXNwb25zZRIKCgJpZBgBIAEoCRIrCghwb3NpdGlvbhgCIAEoCzIZLmNob3J1cy52MS5TdHJlYW1Qb3NpdGlvbhIRCgl0aW1lc3RhbXAYAyABKAMiQAoMVHJhY2tSZXF1ZXN0EhIKCnNlc3Npb25faWQYASABKAkSDQoFdG9waWMYAiABKAkSDQoFc3RhdGUYAyABKAkiOgoNVHJhY2tSZXNwb25zZRIpCgZtZW1iZXIYASABKAsyGS5jaG9ydXMudjEuUHJlc2VuY2VNZW1iZXIiMwoOVW50cmFja1JlcXVlc3QSEgoKc2Vzc2lvbl9pZBgBIAEoCRINCgV0b3BpYxgCIAEoCSIRCg9VbnRyYWNrUmVzcG9uc2UiOAoTUmVmcmVzaFRva2VuUmVxdWVzdBISCgpzZXNzaW9uX2lkGAEgASgJEg0KBXRva2VuGAIgASgJIjsKFFJlZnJlc2hUb2tlblJlc3BvbnNlEg8KB3VzZXJfaWQYASABKAkSEgoKZXhwaXJlc19hdBgCIAEoAyJpChFHZXRIaXN0b3J5UmVxdWVzdBISCgpzZXNzaW9uX2lkGAEgASgJEg0KBXRvcGljGAIgASgJEg0KBWxpbWl0GAMgASgNEg4KBmJlZm9yZRgEIAEoAxISCgpiZWZvcmVfc2VxGAUgASgEIoABChJHZXRIaXN0b3J5UmVzcG9uc2USKwoIbWVzc2FnZXMYASADKAsyGS5jaG9ydXMudjEuSGlzdG9yeU1lc3NhZ2USKwoIcG9zaXRpb24YAiABKAsyGS5jaG9ydXMudjEuU3RyZWFtUG9zaXRpb24SEAoIaGFzX21vcmUYAyABKAgiNwoSR2V0UHJlc2VuY2VSZXF1ZXN0EhIKCnNlc3Npb25faWQYASABKAkSDQoFdG9waWMYAiABKAkiQQoTR2V0UHJlc2VuY2VSZXNwb25zZRIqCgdtZW1iZXJzGAEgAygLMhkuY2hvcnVzLnYxLlByZXNlbmNlTWVtYmVyIiEKC1BpbmdSZXF1ZXN0EhIKCnNlc3Npb25faWQYASABKAkiIwoMUGluZ1Jlc3BvbnNlEhMKC3NlcnZlcl90aW1lGAEgASgDMpEGCg9SZWFsdGltZVNlcnZpY2USRAoHQ29ubmVjdBIZLmNob3J1cy52MS5Db25uZWN0UmVxdWVzdBoaLmNob3J1cy52MS5Db25uZWN0UmVzcG9uc2UoATABEj8KBkxpc3RlbhIYLmNob3J1cy52MS5MaXN0ZW5SZXF1ZXN0GhkuY2hvcnVzLnYxLkxpc3RlblJlc3BvbnNlMAESRgoJU3Vic2NyaWJlEhsuY2hvcnVzLnYxLlN1YnNjcmliZVJlcXVlc3QaHC5jaG9ydXMudjEuU3Vic2NyaWJlUmVzcG9uc2USTAoLVW5zdWJzY3JpYmUSHS5jaG9ydXMudjEuVW5zdWJzY3JpYmVSZXF1ZXN0Gh4uY2hvcnVzLnYxLlVuc3Vic2NyaWJlUmVzcG9uc2USQAoHUHVibGlzaBIZLmNob3J1cy52MS5QdWJsaXNoUmVxdWVzdBoaLmNob3J1cy52MS5QdWJsaXNoUmVzcG9uc2USOgoFVHJhY2sSFy5jaG9ydXMudjEuVHJhY2tSZXF1ZXN0GhguY2hvcnVzLnYxLlRyYWNrUmVzcG9uc2USQAoHVW50cmFjaxIZLmNob3J1cy52MS5VbnRyYWNrUmVxdWVzdBoaLmNob3J1cy52MS5VbnRyYWNrUmVzcG9uc2USTwoMUmVmcmVzaFRva2VuEh4uY2hvcnVzLnYxLlJlZnJlc2hUb2tlblJlcXVlc3QaHy5jaG9ydXMudjEuUmVmcmVzaFRva2VuUmVzcG9uc2USSQoKR2V0SGlzdG9yeRIcLmNob3J1cy52MS5HZXRIaXN0b3J5UmVxdWVzdBodLmNob3J1cy52MS5HZXRIaXN0b3J5UmVzcG9uc2USTAoLR2V0UHJlc2VuY2USHS5jaG9ydXMudjEuR2V0UHJlc2VuY2VSZXF1ZXN0Gh4uY2hvcnVzLnYxLkdldFByZXNlbmNlUmVzcG9uc2USNwoEUGluZxIWLmNob3J1cy52MS5QaW5nUmVxdWVzdBoXLmNob3J1cy52MS5QaW5nUmVzcG9uc2ViBnByb3RvMw", [file_chorus_v1_payload]);
+  fileDesc("ChhjaG9ydXMvdjEvcmVhbHRpbWUucHJvdG8SCWNob3J1cy52MSKYBQoOQ29ubmVjdFJlcXVlc3QSEgoKcmVxdWVzdF9pZBgBIAEoBBIwCglzdWJzY3JpYmUYAiABKAsyGy5jaG9ydXMudjEuU3Vic2NyaWJlUmVxdWVzdEgAEjQKC3Vuc3Vic2NyaWJlGAMgASgLMh0uY2hvcnVzLnYxLlVuc3Vic2NyaWJlUmVxdWVzdEgAEiwKB3B1Ymxpc2gYBCABKAsyGS5jaG9ydXMudjEuUHVibGlzaFJlcXVlc3RIABIoCgV0cmFjaxgFIAEoCzIXLmNob3J1cy52MS5UcmFja1JlcXVlc3RIABIsCgd1bnRyYWNrGAYgASgLMhkuY2hvcnVzLnYxLlVudHJhY2tSZXF1ZXN0SAASNwoNcmVmcmVzaF90b2tlbhgHIAEoCzIeLmNob3J1cy52MS5SZWZyZXNoVG9rZW5SZXF1ZXN0SAASMwoLZ2V0X2hpc3RvcnkYCCABKAsyHC5jaG9ydXMudjEuR2V0SGlzdG9yeVJlcXVlc3RIABI1CgxnZXRfcHJlc2VuY2UYCSABKAsyHS5jaG9ydXMudjEuR2V0UHJlc2VuY2VSZXF1ZXN0SAASJgoEcGluZxgKIAEoCzIWLmNob3J1cy52MS5QaW5nUmVxdWVzdEgAEkAKEmdldF9wcmVzZW5jZV9zdGF0cxgLIAEoCzIiLmNob3J1cy52MS5HZXRQcmVzZW5jZVN0YXRzUmVxdWVzdEgAEjMKC2VuZF9zZXNzaW9uGAwgASgLMhwuY2hvcnVzLnYxLkVuZFNlc3Npb25SZXF1ZXN0SAASNQoMc3RyZWFtX3dyaXRlGA0gASgLMh0uY2hvcnVzLnYxLlN0cmVhbVdyaXRlUmVxdWVzdEgAQgkKB2NvbW1hbmQiOQoPQ29ubmVjdFJlc3BvbnNlEiYKBmZyYW1lcxgBIAMoCzIWLmNob3J1cy52MS5TZXJ2ZXJGcmFtZSIfCg1MaXN0ZW5SZXF1ZXN0Eg4KBmNsaWVudBgBIAEoCSI4Cg5MaXN0ZW5SZXNwb25zZRImCgZmcmFtZXMYASADKAsyFi5jaG9ydXMudjEuU2VydmVyRnJhbWUi5gEKC1NlcnZlckZyYW1lEiUKB3dlbGNvbWUYASABKAsyEi5jaG9ydXMudjEuV2VsY29tZUgAEi0KB3BheWxvYWQYAiABKAsyGi5jaG9ydXMudjEuUmVhbHRpbWVQYXlsb2FkSAASIQoFcmVwbHkYAyABKAsyEC5jaG9ydXMudjEuUmVwbHlIABIpCgloZWFydGJlYXQYBCABKAsyFC5jaG9ydXMudjEuSGVhcnRiZWF0SAASKwoKZGlzY29ubmVjdBgFIAEoCzIVLmNob3J1cy52MS5EaXNjb25uZWN0SABCBgoEa2luZCKlAQoHV2VsY29tZRISCgpzZXNzaW9uX2lkGAEgASgJEhUKDWNvbm5lY3Rpb25faWQYAiABKAkSDwoHdXNlcl9pZBgDIAEoCRIPCgdub2RlX2lkGAQgASgJEh0KFWhlYXJ0YmVhdF9pbnRlcnZhbF9tcxgFIAEoDRITCgtzZXJ2ZXJfdGltZRgGIAEoAxIZChFtYXhfcGF5bG9hZF9ieXRlcxgHIAEoDSLCBQoFUmVwbHkSEgoKcmVxdWVzdF9pZBgBIAEoBBImCgVlcnJvchgCIAEoCzIVLmNob3J1cy52MS5SZXBseUVycm9ySAASMQoJc3Vic2NyaWJlGAMgASgLMhwuY2hvcnVzLnYxLlN1YnNjcmliZVJlc3BvbnNlSAASNQoLdW5zdWJzY3JpYmUYBCABKAsyHi5jaG9ydXMudjEuVW5zdWJzY3JpYmVSZXNwb25zZUgAEi0KB3B1Ymxpc2gYBSABKAsyGi5jaG9ydXMudjEuUHVibGlzaFJlc3BvbnNlSAASKQoFdHJhY2sYBiABKAsyGC5jaG9ydXMudjEuVHJhY2tSZXNwb25zZUgAEi0KB3VudHJhY2sYByABKAsyGi5jaG9ydXMudjEuVW50cmFja1Jlc3BvbnNlSAASOAoNcmVmcmVzaF90b2tlbhgIIAEoCzIfLmNob3J1cy52MS5SZWZyZXNoVG9rZW5SZXNwb25zZUgAEjQKC2dldF9oaXN0b3J5GAkgASgLMh0uY2hvcnVzLnYxLkdldEhpc3RvcnlSZXNwb25zZUgAEjYKDGdldF9wcmVzZW5jZRgKIAEoCzIeLmNob3J1cy52MS5HZXRQcmVzZW5jZVJlc3BvbnNlSAASJwoEcGluZxgLIAEoCzIXLmNob3J1cy52MS5QaW5nUmVzcG9uc2VIABJBChJnZXRfcHJlc2VuY2Vfc3RhdHMYDCABKAsyIy5jaG9ydXMudjEuR2V0UHJlc2VuY2VTdGF0c1Jlc3BvbnNlSAASNAoLZW5kX3Nlc3Npb24YDSABKAsyHS5jaG9ydXMudjEuRW5kU2Vzc2lvblJlc3BvbnNlSAASNgoMc3RyZWFtX3dyaXRlGA4gASgLMh4uY2hvcnVzLnYxLlN0cmVhbVdyaXRlUmVzcG9uc2VIAEIICgZyZXN1bHQiKwoKUmVwbHlFcnJvchIMCgRjb2RlGAEgASgFEg8KB21lc3NhZ2UYAiABKAkiIAoJSGVhcnRiZWF0EhMKC3NlcnZlcl90aW1lGAEgASgDIj0KCkRpc2Nvbm5lY3QSDAoEY29kZRgBIAEoBRIOCgZyZWFzb24YAiABKAkSEQoJcmVjb25uZWN0GAMgASgIIoYBChBTdWJzY3JpYmVSZXF1ZXN0EhIKCnNlc3Npb25faWQYASABKAkSDQoFdG9waWMYAiABKAkSKAoFc2luY2UYAyABKAsyGS5jaG9ydXMudjEuU3RyZWFtUG9zaXRpb24SDgoGZmlsdGVyGAQgASgJEhUKDXByZXNlbmNlX3N5bmMYBSABKAgidQoRU3Vic2NyaWJlUmVzcG9uc2USDQoFdG9waWMYASABKAkSKwoIcG9zaXRpb24YAiABKAsyGS5jaG9ydXMudjEuU3RyZWFtUG9zaXRpb24SEQoJcmVjb3ZlcmVkGAMgASgIEhEKCWpvaW5fZGF0YRgEIAEoCSI3ChJVbnN1YnNjcmliZVJlcXVlc3QSEgoKc2Vzc2lvbl9pZBgBIAEoCRINCgV0b3BpYxgCIAEoCSIVChNVbnN1YnNjcmliZVJlc3BvbnNlIm0KDlB1Ymxpc2hSZXF1ZXN0EhIKCnNlc3Npb25faWQYASABKAkSDQoFdG9waWMYAiABKAkSDQoFZXZlbnQYAyABKAkSDAoEZGF0YRgEIAEoCRIPCgdwZXJzaXN0GAUgASgIEgoKAmlkGAYgASgJIl0KD1B1Ymxpc2hSZXNwb25zZRIKCgJpZBgBIAEoCRIrCghwb3NpdGlvbhgCIAEoCzIZLmNob3J1cy52MS5TdHJlYW1Qb3NpdGlvbhIRCgl0aW1lc3RhbXAYAyABKAMiUQoMVHJhY2tSZXF1ZXN0EhIKCnNlc3Npb25faWQYASABKAkSDQoFdG9waWMYAiABKAkSDQoFc3RhdGUYAyABKAkSDwoHcmVzdG9yZRgEIAEoCSI6Cg1UcmFja1Jlc3BvbnNlEikKBm1lbWJlchgBIAEoCzIZLmNob3J1cy52MS5QcmVzZW5jZU1lbWJlciIzCg5VbnRyYWNrUmVxdWVzdBISCgpzZXNzaW9uX2lkGAEgASgJEg0KBXRvcGljGAIgASgJIhEKD1VudHJhY2tSZXNwb25zZSInChFFbmRTZXNzaW9uUmVxdWVzdBISCgpzZXNzaW9uX2lkGAEgASgJIhQKEkVuZFNlc3Npb25SZXNwb25zZSI4ChNSZWZyZXNoVG9rZW5SZXF1ZXN0EhIKCnNlc3Npb25faWQYASABKAkSDQoFdG9rZW4YAiABKAkiOwoUUmVmcmVzaFRva2VuUmVzcG9uc2USDwoHdXNlcl9pZBgBIAEoCRISCgpleHBpcmVzX2F0GAIgASgDImkKEUdldEhpc3RvcnlSZXF1ZXN0EhIKCnNlc3Npb25faWQYASABKAkSDQoFdG9waWMYAiABKAkSDQoFbGltaXQYAyABKA0SDgoGYmVmb3JlGAQgASgDEhIKCmJlZm9yZV9zZXEYBSABKAQigAEKEkdldEhpc3RvcnlSZXNwb25zZRIrCghtZXNzYWdlcxgBIAMoCzIZLmNob3J1cy52MS5IaXN0b3J5TWVzc2FnZRIrCghwb3NpdGlvbhgCIAEoCzIZLmNob3J1cy52MS5TdHJlYW1Qb3NpdGlvbhIQCghoYXNfbW9yZRgDIAEoCCJOChJHZXRQcmVzZW5jZVJlcXVlc3QSEgoKc2Vzc2lvbl9pZBgBIAEoCRINCgV0b3BpYxgCIAEoCRIVCg1ncm91cF9ieV91c2VyGAMgASgIImkKE0dldFByZXNlbmNlUmVzcG9uc2USKgoHbWVtYmVycxgBIAMoCzIZLmNob3J1cy52MS5QcmVzZW5jZU1lbWJlchImCgV1c2VycxgCIAMoCzIXLmNob3J1cy52MS5QcmVzZW5jZVVzZXIiSwoMUHJlc2VuY2VVc2VyEg8KB3VzZXJfaWQYASABKAkSKgoHbWVtYmVycxgCIAMoCzIZLmNob3J1cy52MS5QcmVzZW5jZU1lbWJlciI8ChdHZXRQcmVzZW5jZVN0YXRzUmVxdWVzdBISCgpzZXNzaW9uX2lkGAEgASgJEg0KBXRvcGljGAIgASgJIj4KGEdldFByZXNlbmNlU3RhdHNSZXNwb25zZRITCgtjb25uZWN0aW9ucxgBIAEoDRINCgV1c2VycxgCIAEoDSIhCgtQaW5nUmVxdWVzdBISCgpzZXNzaW9uX2lkGAEgASgJIiMKDFBpbmdSZXNwb25zZRITCgtzZXJ2ZXJfdGltZRgBIAEoAyK7AQoSU3RyZWFtV3JpdGVSZXF1ZXN0EhIKCnNlc3Npb25faWQYASABKAkSDQoFdG9waWMYAiABKAkSEQoJc3RyZWFtX2lkGAMgASgJEg0KBWV2ZW50GAQgASgJEgwKBG1ldGEYBSABKAkSDAoEdGV4dBgGIAEoCRIMCgRkYXRhGAcgASgJEicKBnN0YXR1cxgIIAEoDjIXLmNob3J1cy52MS5TdHJlYW1TdGF0dXMSDQoFZXJyb3IYCSABKAkiZQoTU3RyZWFtV3JpdGVSZXNwb25zZRIRCglzdHJlYW1faWQYASABKAkSDgoGY2h1bmtzGAIgASgEEisKCHBvc2l0aW9uGAMgASgLMhkuY2hvcnVzLnYxLlN0cmVhbVBvc2l0aW9uMocICg9SZWFsdGltZVNlcnZpY2USRAoHQ29ubmVjdBIZLmNob3J1cy52MS5Db25uZWN0UmVxdWVzdBoaLmNob3J1cy52MS5Db25uZWN0UmVzcG9uc2UoATABEj8KBkxpc3RlbhIYLmNob3J1cy52MS5MaXN0ZW5SZXF1ZXN0GhkuY2hvcnVzLnYxLkxpc3RlblJlc3BvbnNlMAESRgoJU3Vic2NyaWJlEhsuY2hvcnVzLnYxLlN1YnNjcmliZVJlcXVlc3QaHC5jaG9ydXMudjEuU3Vic2NyaWJlUmVzcG9uc2USTAoLVW5zdWJzY3JpYmUSHS5jaG9ydXMudjEuVW5zdWJzY3JpYmVSZXF1ZXN0Gh4uY2hvcnVzLnYxLlVuc3Vic2NyaWJlUmVzcG9uc2USQAoHUHVibGlzaBIZLmNob3J1cy52MS5QdWJsaXNoUmVxdWVzdBoaLmNob3J1cy52MS5QdWJsaXNoUmVzcG9uc2USOgoFVHJhY2sSFy5jaG9ydXMudjEuVHJhY2tSZXF1ZXN0GhguY2hvcnVzLnYxLlRyYWNrUmVzcG9uc2USQAoHVW50cmFjaxIZLmNob3J1cy52MS5VbnRyYWNrUmVxdWVzdBoaLmNob3J1cy52MS5VbnRyYWNrUmVzcG9uc2USTwoMUmVmcmVzaFRva2VuEh4uY2hvcnVzLnYxLlJlZnJlc2hUb2tlblJlcXVlc3QaHy5jaG9ydXMudjEuUmVmcmVzaFRva2VuUmVzcG9uc2USSQoKR2V0SGlzdG9yeRIcLmNob3J1cy52MS5HZXRIaXN0b3J5UmVxdWVzdBodLmNob3J1cy52MS5HZXRIaXN0b3J5UmVzcG9uc2USTAoLR2V0UHJlc2VuY2USHS5jaG9ydXMudjEuR2V0UHJlc2VuY2VSZXF1ZXN0Gh4uY2hvcnVzLnYxLkdldFByZXNlbmNlUmVzcG9uc2USNwoEUGluZxIWLmNob3J1cy52MS5QaW5nUmVxdWVzdBoXLmNob3J1cy52MS5QaW5nUmVzcG9uc2USWwoQR2V0UHJlc2VuY2VTdGF0cxIiLmNob3J1cy52MS5HZXRQcmVzZW5jZVN0YXRzUmVxdWVzdBojLmNob3J1cy52MS5HZXRQcmVzZW5jZVN0YXRzUmVzcG9uc2USSQoKRW5kU2Vzc2lvbhIcLmNob3J1cy52MS5FbmRTZXNzaW9uUmVxdWVzdBodLmNob3J1cy52MS5FbmRTZXNzaW9uUmVzcG9uc2USTAoLU3RyZWFtV3JpdGUSHS5jaG9ydXMudjEuU3RyZWFtV3JpdGVSZXF1ZXN0Gh4uY2hvcnVzLnYxLlN0cmVhbVdyaXRlUmVzcG9uc2ViBnByb3RvMw", [file_chorus_v1_payload]);
 
 /**
  * One client-to-server frame of the bidirectional session.
@@ -84,6 +84,24 @@ export type ConnectRequest = Message<"chorus.v1.ConnectRequest"> & {
      */
     value: PingRequest;
     case: "ping";
+  } | {
+    /**
+     * @generated from field: chorus.v1.GetPresenceStatsRequest get_presence_stats = 11;
+     */
+    value: GetPresenceStatsRequest;
+    case: "getPresenceStats";
+  } | {
+    /**
+     * @generated from field: chorus.v1.EndSessionRequest end_session = 12;
+     */
+    value: EndSessionRequest;
+    case: "endSession";
+  } | {
+    /**
+     * @generated from field: chorus.v1.StreamWriteRequest stream_write = 13;
+     */
+    value: StreamWriteRequest;
+    case: "streamWrite";
   } | { case: undefined; value?: undefined };
 };
 
@@ -338,6 +356,24 @@ export type Reply = Message<"chorus.v1.Reply"> & {
      */
     value: PingResponse;
     case: "ping";
+  } | {
+    /**
+     * @generated from field: chorus.v1.GetPresenceStatsResponse get_presence_stats = 12;
+     */
+    value: GetPresenceStatsResponse;
+    case: "getPresenceStats";
+  } | {
+    /**
+     * @generated from field: chorus.v1.EndSessionResponse end_session = 13;
+     */
+    value: EndSessionResponse;
+    case: "endSession";
+  } | {
+    /**
+     * @generated from field: chorus.v1.StreamWriteResponse stream_write = 14;
+     */
+    value: StreamWriteResponse;
+    case: "streamWrite";
   } | { case: undefined; value?: undefined };
 };
 
@@ -453,6 +489,16 @@ export type SubscribeRequest = Message<"chorus.v1.SubscribeRequest"> & {
    * @generated from field: string filter = 4;
    */
   filter: string;
+
+  /**
+   * The topic's presence snapshot is sent first whenever anyone is present
+   * (a presence:join per member, then one presence:sync); with this set, the
+   * presence:sync is sent even when nobody is (an empty set), so a client
+   * learns that the members it knew before a reconnect are gone.
+   *
+   * @generated from field: bool presence_sync = 5;
+   */
+  presenceSync: boolean;
 };
 
 /**
@@ -631,11 +677,22 @@ export type TrackRequest = Message<"chorus.v1.TrackRequest"> & {
   topic: string;
 
   /**
-   * JSON text.
+   * JSON text: any JSON value (an object is usual), up to the server's
+   * presence state limit.
    *
    * @generated from field: string state = 3;
    */
   state: string;
+
+  /**
+   * A reconnecting client names the member it held before (its
+   * connection_id in presence events): within the server's grace period
+   * the member is restored under the same id, and the others see no leave
+   * and join.
+   *
+   * @generated from field: string restore = 4;
+   */
+  restore: string;
 };
 
 /**
@@ -698,6 +755,38 @@ export const UntrackResponseSchema: GenMessage<UntrackResponse> = /*@__PURE__*/
   messageDesc(file_chorus_v1_realtime, 19);
 
 /**
+ * @generated from message chorus.v1.EndSessionRequest
+ */
+export type EndSessionRequest = Message<"chorus.v1.EndSessionRequest"> & {
+  /**
+   * @generated from field: string session_id = 1;
+   */
+  sessionId: string;
+};
+
+/**
+ * Describes the message chorus.v1.EndSessionRequest.
+ * Use `create(EndSessionRequestSchema)` to create a new message.
+ */
+export const EndSessionRequestSchema: GenMessage<EndSessionRequest> = /*@__PURE__*/
+  messageDesc(file_chorus_v1_realtime, 20);
+
+/**
+ * Sent before the session's stream ends.
+ *
+ * @generated from message chorus.v1.EndSessionResponse
+ */
+export type EndSessionResponse = Message<"chorus.v1.EndSessionResponse"> & {
+};
+
+/**
+ * Describes the message chorus.v1.EndSessionResponse.
+ * Use `create(EndSessionResponseSchema)` to create a new message.
+ */
+export const EndSessionResponseSchema: GenMessage<EndSessionResponse> = /*@__PURE__*/
+  messageDesc(file_chorus_v1_realtime, 21);
+
+/**
  * @generated from message chorus.v1.RefreshTokenRequest
  */
 export type RefreshTokenRequest = Message<"chorus.v1.RefreshTokenRequest"> & {
@@ -717,7 +806,7 @@ export type RefreshTokenRequest = Message<"chorus.v1.RefreshTokenRequest"> & {
  * Use `create(RefreshTokenRequestSchema)` to create a new message.
  */
 export const RefreshTokenRequestSchema: GenMessage<RefreshTokenRequest> = /*@__PURE__*/
-  messageDesc(file_chorus_v1_realtime, 20);
+  messageDesc(file_chorus_v1_realtime, 22);
 
 /**
  * @generated from message chorus.v1.RefreshTokenResponse
@@ -741,7 +830,7 @@ export type RefreshTokenResponse = Message<"chorus.v1.RefreshTokenResponse"> & {
  * Use `create(RefreshTokenResponseSchema)` to create a new message.
  */
 export const RefreshTokenResponseSchema: GenMessage<RefreshTokenResponse> = /*@__PURE__*/
-  messageDesc(file_chorus_v1_realtime, 21);
+  messageDesc(file_chorus_v1_realtime, 23);
 
 /**
  * @generated from message chorus.v1.GetHistoryRequest
@@ -787,7 +876,7 @@ export type GetHistoryRequest = Message<"chorus.v1.GetHistoryRequest"> & {
  * Use `create(GetHistoryRequestSchema)` to create a new message.
  */
 export const GetHistoryRequestSchema: GenMessage<GetHistoryRequest> = /*@__PURE__*/
-  messageDesc(file_chorus_v1_realtime, 22);
+  messageDesc(file_chorus_v1_realtime, 24);
 
 /**
  * @generated from message chorus.v1.GetHistoryResponse
@@ -820,7 +909,7 @@ export type GetHistoryResponse = Message<"chorus.v1.GetHistoryResponse"> & {
  * Use `create(GetHistoryResponseSchema)` to create a new message.
  */
 export const GetHistoryResponseSchema: GenMessage<GetHistoryResponse> = /*@__PURE__*/
-  messageDesc(file_chorus_v1_realtime, 23);
+  messageDesc(file_chorus_v1_realtime, 25);
 
 /**
  * @generated from message chorus.v1.GetPresenceRequest
@@ -835,6 +924,13 @@ export type GetPresenceRequest = Message<"chorus.v1.GetPresenceRequest"> & {
    * @generated from field: string topic = 2;
    */
   topic: string;
+
+  /**
+   * Also return the members grouped by user (one entry per user).
+   *
+   * @generated from field: bool group_by_user = 3;
+   */
+  groupByUser: boolean;
 };
 
 /**
@@ -842,7 +938,7 @@ export type GetPresenceRequest = Message<"chorus.v1.GetPresenceRequest"> & {
  * Use `create(GetPresenceRequestSchema)` to create a new message.
  */
 export const GetPresenceRequestSchema: GenMessage<GetPresenceRequest> = /*@__PURE__*/
-  messageDesc(file_chorus_v1_realtime, 24);
+  messageDesc(file_chorus_v1_realtime, 26);
 
 /**
  * @generated from message chorus.v1.GetPresenceResponse
@@ -852,6 +948,13 @@ export type GetPresenceResponse = Message<"chorus.v1.GetPresenceResponse"> & {
    * @generated from field: repeated chorus.v1.PresenceMember members = 1;
    */
   members: PresenceMember[];
+
+  /**
+   * Set when group_by_user was asked for.
+   *
+   * @generated from field: repeated chorus.v1.PresenceUser users = 2;
+   */
+  users: PresenceUser[];
 };
 
 /**
@@ -859,7 +962,79 @@ export type GetPresenceResponse = Message<"chorus.v1.GetPresenceResponse"> & {
  * Use `create(GetPresenceResponseSchema)` to create a new message.
  */
 export const GetPresenceResponseSchema: GenMessage<GetPresenceResponse> = /*@__PURE__*/
-  messageDesc(file_chorus_v1_realtime, 25);
+  messageDesc(file_chorus_v1_realtime, 27);
+
+/**
+ * A user present on a topic, with each of their connections' members.
+ *
+ * @generated from message chorus.v1.PresenceUser
+ */
+export type PresenceUser = Message<"chorus.v1.PresenceUser"> & {
+  /**
+   * @generated from field: string user_id = 1;
+   */
+  userId: string;
+
+  /**
+   * @generated from field: repeated chorus.v1.PresenceMember members = 2;
+   */
+  members: PresenceMember[];
+};
+
+/**
+ * Describes the message chorus.v1.PresenceUser.
+ * Use `create(PresenceUserSchema)` to create a new message.
+ */
+export const PresenceUserSchema: GenMessage<PresenceUser> = /*@__PURE__*/
+  messageDesc(file_chorus_v1_realtime, 28);
+
+/**
+ * @generated from message chorus.v1.GetPresenceStatsRequest
+ */
+export type GetPresenceStatsRequest = Message<"chorus.v1.GetPresenceStatsRequest"> & {
+  /**
+   * @generated from field: string session_id = 1;
+   */
+  sessionId: string;
+
+  /**
+   * @generated from field: string topic = 2;
+   */
+  topic: string;
+};
+
+/**
+ * Describes the message chorus.v1.GetPresenceStatsRequest.
+ * Use `create(GetPresenceStatsRequestSchema)` to create a new message.
+ */
+export const GetPresenceStatsRequestSchema: GenMessage<GetPresenceStatsRequest> = /*@__PURE__*/
+  messageDesc(file_chorus_v1_realtime, 29);
+
+/**
+ * @generated from message chorus.v1.GetPresenceStatsResponse
+ */
+export type GetPresenceStatsResponse = Message<"chorus.v1.GetPresenceStatsResponse"> & {
+  /**
+   * Members (one per tracking connection).
+   *
+   * @generated from field: uint32 connections = 1;
+   */
+  connections: number;
+
+  /**
+   * Distinct users among them.
+   *
+   * @generated from field: uint32 users = 2;
+   */
+  users: number;
+};
+
+/**
+ * Describes the message chorus.v1.GetPresenceStatsResponse.
+ * Use `create(GetPresenceStatsResponseSchema)` to create a new message.
+ */
+export const GetPresenceStatsResponseSchema: GenMessage<GetPresenceStatsResponse> = /*@__PURE__*/
+  messageDesc(file_chorus_v1_realtime, 30);
 
 /**
  * @generated from message chorus.v1.PingRequest
@@ -876,7 +1051,7 @@ export type PingRequest = Message<"chorus.v1.PingRequest"> & {
  * Use `create(PingRequestSchema)` to create a new message.
  */
 export const PingRequestSchema: GenMessage<PingRequest> = /*@__PURE__*/
-  messageDesc(file_chorus_v1_realtime, 26);
+  messageDesc(file_chorus_v1_realtime, 31);
 
 /**
  * @generated from message chorus.v1.PingResponse
@@ -893,7 +1068,119 @@ export type PingResponse = Message<"chorus.v1.PingResponse"> & {
  * Use `create(PingResponseSchema)` to create a new message.
  */
 export const PingResponseSchema: GenMessage<PingResponse> = /*@__PURE__*/
-  messageDesc(file_chorus_v1_realtime, 27);
+  messageDesc(file_chorus_v1_realtime, 32);
+
+/**
+ * One step of a user's token stream. The first write of a stream id opens
+ * it (topic, event, meta; the `publish` permission on the topic), any
+ * write may carry one chunk (text, or a JSON value in data), and one with
+ * a status ends it. Viewers see it as they see a back end's (EmitStream).
+ * The stream belongs to its session: if the session ends first, the
+ * stream ends with status ERROR.
+ *
+ * @generated from message chorus.v1.StreamWriteRequest
+ */
+export type StreamWriteRequest = Message<"chorus.v1.StreamWriteRequest"> & {
+  /**
+   * Names the Listen session; empty on the bidirectional stream.
+   *
+   * @generated from field: string session_id = 1;
+   */
+  sessionId: string;
+
+  /**
+   * @generated from field: string topic = 2;
+   */
+  topic: string;
+
+  /**
+   * The client's id for the stream (letters, digits and _ - . :).
+   *
+   * @generated from field: string stream_id = 3;
+   */
+  streamId: string;
+
+  /**
+   * First write only, and required on it: the application's name for the
+   * response. A write without it for a stream the session does not have
+   * open is refused (FAILED_PRECONDITION): its session ended, and the
+   * stream with it.
+   *
+   * @generated from field: string event = 4;
+   */
+  event: string;
+
+  /**
+   * First write only: JSON text given to viewers with stream:start.
+   *
+   * @generated from field: string meta = 5;
+   */
+  meta: string;
+
+  /**
+   * A chunk of text.
+   *
+   * @generated from field: string text = 6;
+   */
+  text: string;
+
+  /**
+   * A chunk as a JSON value (JSON text).
+   *
+   * @generated from field: string data = 7;
+   */
+  data: string;
+
+  /**
+   * Ends the stream: DONE, ERROR (with error) or CANCELLED.
+   *
+   * @generated from field: chorus.v1.StreamStatus status = 8;
+   */
+  status: StreamStatus;
+
+  /**
+   * @generated from field: string error = 9;
+   */
+  error: string;
+};
+
+/**
+ * Describes the message chorus.v1.StreamWriteRequest.
+ * Use `create(StreamWriteRequestSchema)` to create a new message.
+ */
+export const StreamWriteRequestSchema: GenMessage<StreamWriteRequest> = /*@__PURE__*/
+  messageDesc(file_chorus_v1_realtime, 33);
+
+/**
+ * @generated from message chorus.v1.StreamWriteResponse
+ */
+export type StreamWriteResponse = Message<"chorus.v1.StreamWriteResponse"> & {
+  /**
+   * @generated from field: string stream_id = 1;
+   */
+  streamId: string;
+
+  /**
+   * Chunks the stream holds so far.
+   *
+   * @generated from field: uint64 chunks = 2;
+   */
+  chunks: bigint;
+
+  /**
+   * Set once the stream has ended: where the finished response stands in history.
+   *
+   * @generated from field: chorus.v1.StreamPosition position = 3;
+   */
+  position?: StreamPosition | undefined;
+};
+
+/**
+ * Describes the message chorus.v1.StreamWriteResponse.
+ * Use `create(StreamWriteResponseSchema)` to create a new message.
+ */
+export const StreamWriteResponseSchema: GenMessage<StreamWriteResponse> = /*@__PURE__*/
+  messageDesc(file_chorus_v1_realtime, 34);
 
 /**
  * What end-user clients call. Authenticated with a user token
@@ -1006,6 +1293,40 @@ export const RealtimeService: GenService<{
     methodKind: "unary";
     input: typeof PingRequestSchema;
     output: typeof PingResponseSchema;
+  },
+  /**
+   * How many connections and users are present on a topic, without their
+   * states (for large rooms).
+   *
+   * @generated from rpc chorus.v1.RealtimeService.GetPresenceStats
+   */
+  getPresenceStats: {
+    methodKind: "unary";
+    input: typeof GetPresenceStatsRequestSchema;
+    output: typeof GetPresenceStatsResponseSchema;
+  },
+  /**
+   * Ends a session cleanly: the client's goodbye. Its presence leaves at
+   * once, not after the grace period a connection lost without a goodbye
+   * gets. (A bidi session may also just end its request stream.)
+   *
+   * @generated from rpc chorus.v1.RealtimeService.EndSession
+   */
+  endSession: {
+    methodKind: "unary";
+    input: typeof EndSessionRequestSchema;
+    output: typeof EndSessionResponseSchema;
+  },
+  /**
+   * A user's token stream into a topic (peer to peer; back ends use
+   * ServerService.EmitStream). Needs a session, which owns the stream.
+   *
+   * @generated from rpc chorus.v1.RealtimeService.StreamWrite
+   */
+  streamWrite: {
+    methodKind: "unary";
+    input: typeof StreamWriteRequestSchema;
+    output: typeof StreamWriteResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_chorus_v1_realtime, 0);

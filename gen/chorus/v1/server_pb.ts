@@ -4,7 +4,7 @@
 
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
-import type { PresenceMember, StreamPosition } from "./payload_pb.js";
+import type { PresenceMember, StreamPosition, StreamStatus } from "./payload_pb.js";
 import { file_chorus_v1_payload } from "./payload_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file chorus/v1/server.proto.
  */
 export const file_chorus_v1_server: GenFile = /*@__PURE__*/
-  fileDesc("ChZjaG9ydXMvdjEvc2VydmVyLnByb3RvEgljaG9ydXMudjEiZwoLRW1pdFJlcXVlc3QSDQoFdG9waWMYASABKAkSDQoFZXZlbnQYAiABKAkSDAoEZGF0YRgDIAEoCRIPCgdwZXJzaXN0GAQgASgIEgoKAmlkGAUgASgJEg8KB3VzZXJfaWQYBiABKAkiWgoMRW1pdFJlc3BvbnNlEgoKAmlkGAEgASgJEisKCHBvc2l0aW9uGAIgASgLMhkuY2hvcnVzLnYxLlN0cmVhbVBvc2l0aW9uEhEKCXRpbWVzdGFtcBgDIAEoAyJjChFFbWl0U3RyZWFtUmVxdWVzdBINCgV0b3BpYxgBIAEoCRINCgVldmVudBgCIAEoCRIMCgRkYXRhGAMgASgJEhEKCXN0cmVhbV9pZBgEIAEoCRIPCgdwZXJzaXN0GAUgASgIIjcKEkVtaXRTdHJlYW1SZXNwb25zZRIRCglzdHJlYW1faWQYASABKAkSDgoGY2h1bmtzGAIgASgEIkEKEVNlbmRUb1VzZXJSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkSDQoFZXZlbnQYAiABKAkSDAoEZGF0YRgDIAEoCSIgChJTZW5kVG9Vc2VyUmVzcG9uc2USCgoCaWQYASABKAkiKwoMUXVlcnlSZXF1ZXN0EgsKA3NxbBgBIAEoCRIOCgZwYXJhbXMYAiABKAkiQAoNUXVlcnlSZXNwb25zZRIMCgRyb3dzGAEgASgJEg4KBmZpZWxkcxgCIAMoCRIRCglyb3dfY291bnQYAyABKAQiGgoLRXhlY1JlcXVlc3QSCwoDc3FsGAEgASgJIg4KDEV4ZWNSZXNwb25zZSJ9Cg5Db25uZWN0aW9uSW5mbxIVCg1jb25uZWN0aW9uX2lkGAEgASgJEg8KB3VzZXJfaWQYAiABKAkSDwoHbm9kZV9pZBgDIAEoCRIUCgxjb25uZWN0ZWRfYXQYBCABKAMSDgoGdG9waWNzGAUgAygJEgwKBGtpbmQYBiABKAkiUAoWTGlzdENvbm5lY3Rpb25zUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJEhEKCXBhZ2Vfc2l6ZRgCIAEoDRISCgpwYWdlX3Rva2VuGAMgASgJImIKF0xpc3RDb25uZWN0aW9uc1Jlc3BvbnNlEi4KC2Nvbm5lY3Rpb25zGAEgAygLMhkuY2hvcnVzLnYxLkNvbm5lY3Rpb25JbmZvEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJLChVEaXNjb25uZWN0VXNlclJlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCRIOCgZyZWFzb24YAiABKAkSEQoJcmVjb25uZWN0GAMgASgIIi4KFkRpc2Nvbm5lY3RVc2VyUmVzcG9uc2USFAoMZGlzY29ubmVjdGVkGAEgASgNIiQKE0xpc3RQcmVzZW5jZVJlcXVlc3QSDQoFdG9waWMYASABKAkiQgoUTGlzdFByZXNlbmNlUmVzcG9uc2USKgoHbWVtYmVycxgBIAMoCzIZLmNob3J1cy52MS5QcmVzZW5jZU1lbWJlcjLXBAoNU2VydmVyU2VydmljZRI3CgRFbWl0EhYuY2hvcnVzLnYxLkVtaXRSZXF1ZXN0GhcuY2hvcnVzLnYxLkVtaXRSZXNwb25zZRJLCgpFbWl0U3RyZWFtEhwuY2hvcnVzLnYxLkVtaXRTdHJlYW1SZXF1ZXN0Gh0uY2hvcnVzLnYxLkVtaXRTdHJlYW1SZXNwb25zZSgBEkkKClNlbmRUb1VzZXISHC5jaG9ydXMudjEuU2VuZFRvVXNlclJlcXVlc3QaHS5jaG9ydXMudjEuU2VuZFRvVXNlclJlc3BvbnNlEjoKBVF1ZXJ5EhcuY2hvcnVzLnYxLlF1ZXJ5UmVxdWVzdBoYLmNob3J1cy52MS5RdWVyeVJlc3BvbnNlEjcKBEV4ZWMSFi5jaG9ydXMudjEuRXhlY1JlcXVlc3QaFy5jaG9ydXMudjEuRXhlY1Jlc3BvbnNlElgKD0xpc3RDb25uZWN0aW9ucxIhLmNob3J1cy52MS5MaXN0Q29ubmVjdGlvbnNSZXF1ZXN0GiIuY2hvcnVzLnYxLkxpc3RDb25uZWN0aW9uc1Jlc3BvbnNlElUKDkRpc2Nvbm5lY3RVc2VyEiAuY2hvcnVzLnYxLkRpc2Nvbm5lY3RVc2VyUmVxdWVzdBohLmNob3J1cy52MS5EaXNjb25uZWN0VXNlclJlc3BvbnNlEk8KDExpc3RQcmVzZW5jZRIeLmNob3J1cy52MS5MaXN0UHJlc2VuY2VSZXF1ZXN0Gh8uY2hvcnVzLnYxLkxpc3RQcmVzZW5jZVJlc3BvbnNlYgZwcm90bzM", [file_chorus_v1_payload]);
+  fileDesc("ChZjaG9ydXMvdjEvc2VydmVyLnByb3RvEgljaG9ydXMudjEiZwoLRW1pdFJlcXVlc3QSDQoFdG9waWMYASABKAkSDQoFZXZlbnQYAiABKAkSDAoEZGF0YRgDIAEoCRIPCgdwZXJzaXN0GAQgASgIEgoKAmlkGAUgASgJEg8KB3VzZXJfaWQYBiABKAkiWgoMRW1pdFJlc3BvbnNlEgoKAmlkGAEgASgJEisKCHBvc2l0aW9uGAIgASgLMhkuY2hvcnVzLnYxLlN0cmVhbVBvc2l0aW9uEhEKCXRpbWVzdGFtcBgDIAEoAyI5Cg9FbWl0TWFueVJlcXVlc3QSJgoGZXZlbnRzGAEgAygLMhYuY2hvcnVzLnYxLkVtaXRSZXF1ZXN0IjoKEEVtaXRNYW55UmVzcG9uc2USJgoHcmVzdWx0cxgBIAMoCzIVLmNob3J1cy52MS5FbWl0UmVzdWx0IjwKEkVtaXRTZXNzaW9uUmVxdWVzdBImCgZldmVudHMYASADKAsyFi5jaG9ydXMudjEuRW1pdFJlcXVlc3QiPQoTRW1pdFNlc3Npb25SZXNwb25zZRImCgdyZXN1bHRzGAEgAygLMhUuY2hvcnVzLnYxLkVtaXRSZXN1bHQiaQoKRW1pdFJlc3VsdBIqCgdlbWl0dGVkGAEgASgLMhcuY2hvcnVzLnYxLkVtaXRSZXNwb25zZUgAEiUKBWVycm9yGAIgASgLMhQuY2hvcnVzLnYxLkVtaXRFcnJvckgAQggKBnJlc3VsdCIqCglFbWl0RXJyb3ISDAoEY29kZRgBIAEoBRIPCgdtZXNzYWdlGAIgASgJIrsBChFFbWl0U3RyZWFtUmVxdWVzdBINCgV0b3BpYxgBIAEoCRINCgVldmVudBgCIAEoCRIMCgRkYXRhGAMgASgJEhEKCXN0cmVhbV9pZBgEIAEoCRITCgdwZXJzaXN0GAUgASgIQgIYARIMCgRtZXRhGAYgASgJEgwKBHRleHQYByABKAkSJwoGc3RhdHVzGAggASgOMhcuY2hvcnVzLnYxLlN0cmVhbVN0YXR1cxINCgVlcnJvchgJIAEoCSKNAQoSRW1pdFN0cmVhbVJlc3BvbnNlEhEKCXN0cmVhbV9pZBgBIAEoCRIOCgZjaHVua3MYAiABKAQSJwoGc3RhdHVzGAMgASgOMhcuY2hvcnVzLnYxLlN0cmVhbVN0YXR1cxIrCghwb3NpdGlvbhgEIAEoCzIZLmNob3J1cy52MS5TdHJlYW1Qb3NpdGlvbiJBChFTZW5kVG9Vc2VyUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJEg0KBWV2ZW50GAIgASgJEgwKBGRhdGEYAyABKAkiIAoSU2VuZFRvVXNlclJlc3BvbnNlEgoKAmlkGAEgASgJIisKDFF1ZXJ5UmVxdWVzdBILCgNzcWwYASABKAkSDgoGcGFyYW1zGAIgASgJIkAKDVF1ZXJ5UmVzcG9uc2USDAoEcm93cxgBIAEoCRIOCgZmaWVsZHMYAiADKAkSEQoJcm93X2NvdW50GAMgASgEIhoKC0V4ZWNSZXF1ZXN0EgsKA3NxbBgBIAEoCSIOCgxFeGVjUmVzcG9uc2UifQoOQ29ubmVjdGlvbkluZm8SFQoNY29ubmVjdGlvbl9pZBgBIAEoCRIPCgd1c2VyX2lkGAIgASgJEg8KB25vZGVfaWQYAyABKAkSFAoMY29ubmVjdGVkX2F0GAQgASgDEg4KBnRvcGljcxgFIAMoCRIMCgRraW5kGAYgASgJIlAKFkxpc3RDb25uZWN0aW9uc1JlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCRIRCglwYWdlX3NpemUYAiABKA0SEgoKcGFnZV90b2tlbhgDIAEoCSJiChdMaXN0Q29ubmVjdGlvbnNSZXNwb25zZRIuCgtjb25uZWN0aW9ucxgBIAMoCzIZLmNob3J1cy52MS5Db25uZWN0aW9uSW5mbxIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiSwoVRGlzY29ubmVjdFVzZXJSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkSDgoGcmVhc29uGAIgASgJEhEKCXJlY29ubmVjdBgDIAEoCCIuChZEaXNjb25uZWN0VXNlclJlc3BvbnNlEhQKDGRpc2Nvbm5lY3RlZBgBIAEoDSIkChNMaXN0UHJlc2VuY2VSZXF1ZXN0Eg0KBXRvcGljGAEgASgJIlEKFExpc3RQcmVzZW5jZVJlc3BvbnNlEioKB21lbWJlcnMYASADKAsyGS5jaG9ydXMudjEuUHJlc2VuY2VNZW1iZXISDQoFdXNlcnMYAiABKA0y7gUKDVNlcnZlclNlcnZpY2USNwoERW1pdBIWLmNob3J1cy52MS5FbWl0UmVxdWVzdBoXLmNob3J1cy52MS5FbWl0UmVzcG9uc2USQwoIRW1pdE1hbnkSGi5jaG9ydXMudjEuRW1pdE1hbnlSZXF1ZXN0GhsuY2hvcnVzLnYxLkVtaXRNYW55UmVzcG9uc2USUAoLRW1pdFNlc3Npb24SHS5jaG9ydXMudjEuRW1pdFNlc3Npb25SZXF1ZXN0Gh4uY2hvcnVzLnYxLkVtaXRTZXNzaW9uUmVzcG9uc2UoATABEksKCkVtaXRTdHJlYW0SHC5jaG9ydXMudjEuRW1pdFN0cmVhbVJlcXVlc3QaHS5jaG9ydXMudjEuRW1pdFN0cmVhbVJlc3BvbnNlKAESSQoKU2VuZFRvVXNlchIcLmNob3J1cy52MS5TZW5kVG9Vc2VyUmVxdWVzdBodLmNob3J1cy52MS5TZW5kVG9Vc2VyUmVzcG9uc2USOgoFUXVlcnkSFy5jaG9ydXMudjEuUXVlcnlSZXF1ZXN0GhguY2hvcnVzLnYxLlF1ZXJ5UmVzcG9uc2USNwoERXhlYxIWLmNob3J1cy52MS5FeGVjUmVxdWVzdBoXLmNob3J1cy52MS5FeGVjUmVzcG9uc2USWAoPTGlzdENvbm5lY3Rpb25zEiEuY2hvcnVzLnYxLkxpc3RDb25uZWN0aW9uc1JlcXVlc3QaIi5jaG9ydXMudjEuTGlzdENvbm5lY3Rpb25zUmVzcG9uc2USVQoORGlzY29ubmVjdFVzZXISIC5jaG9ydXMudjEuRGlzY29ubmVjdFVzZXJSZXF1ZXN0GiEuY2hvcnVzLnYxLkRpc2Nvbm5lY3RVc2VyUmVzcG9uc2USTwoMTGlzdFByZXNlbmNlEh4uY2hvcnVzLnYxLkxpc3RQcmVzZW5jZVJlcXVlc3QaHy5jaG9ydXMudjEuTGlzdFByZXNlbmNlUmVzcG9uc2ViBnByb3RvMw", [file_chorus_v1_payload]);
 
 /**
  * @generated from message chorus.v1.EmitRequest
@@ -94,41 +94,211 @@ export const EmitResponseSchema: GenMessage<EmitResponse> = /*@__PURE__*/
   messageDesc(file_chorus_v1_server, 1);
 
 /**
- * The first message names the stream; every message may carry a chunk.
+ * @generated from message chorus.v1.EmitManyRequest
+ */
+export type EmitManyRequest = Message<"chorus.v1.EmitManyRequest"> & {
+  /**
+   * At most CHORUS_MAX_EMIT_BATCH (1000 by default).
+   *
+   * @generated from field: repeated chorus.v1.EmitRequest events = 1;
+   */
+  events: EmitRequest[];
+};
+
+/**
+ * Describes the message chorus.v1.EmitManyRequest.
+ * Use `create(EmitManyRequestSchema)` to create a new message.
+ */
+export const EmitManyRequestSchema: GenMessage<EmitManyRequest> = /*@__PURE__*/
+  messageDesc(file_chorus_v1_server, 2);
+
+/**
+ * @generated from message chorus.v1.EmitManyResponse
+ */
+export type EmitManyResponse = Message<"chorus.v1.EmitManyResponse"> & {
+  /**
+   * One per event, in the same order.
+   *
+   * @generated from field: repeated chorus.v1.EmitResult results = 1;
+   */
+  results: EmitResult[];
+};
+
+/**
+ * Describes the message chorus.v1.EmitManyResponse.
+ * Use `create(EmitManyResponseSchema)` to create a new message.
+ */
+export const EmitManyResponseSchema: GenMessage<EmitManyResponse> = /*@__PURE__*/
+  messageDesc(file_chorus_v1_server, 3);
+
+/**
+ * One batch on an EmitSession stream (at most CHORUS_MAX_EMIT_BATCH events).
+ *
+ * @generated from message chorus.v1.EmitSessionRequest
+ */
+export type EmitSessionRequest = Message<"chorus.v1.EmitSessionRequest"> & {
+  /**
+   * @generated from field: repeated chorus.v1.EmitRequest events = 1;
+   */
+  events: EmitRequest[];
+};
+
+/**
+ * Describes the message chorus.v1.EmitSessionRequest.
+ * Use `create(EmitSessionRequestSchema)` to create a new message.
+ */
+export const EmitSessionRequestSchema: GenMessage<EmitSessionRequest> = /*@__PURE__*/
+  messageDesc(file_chorus_v1_server, 4);
+
+/**
+ * The answer to one EmitSessionRequest: one result per event, in order.
+ *
+ * @generated from message chorus.v1.EmitSessionResponse
+ */
+export type EmitSessionResponse = Message<"chorus.v1.EmitSessionResponse"> & {
+  /**
+   * @generated from field: repeated chorus.v1.EmitResult results = 1;
+   */
+  results: EmitResult[];
+};
+
+/**
+ * Describes the message chorus.v1.EmitSessionResponse.
+ * Use `create(EmitSessionResponseSchema)` to create a new message.
+ */
+export const EmitSessionResponseSchema: GenMessage<EmitSessionResponse> = /*@__PURE__*/
+  messageDesc(file_chorus_v1_server, 5);
+
+/**
+ * @generated from message chorus.v1.EmitResult
+ */
+export type EmitResult = Message<"chorus.v1.EmitResult"> & {
+  /**
+   * @generated from oneof chorus.v1.EmitResult.result
+   */
+  result: {
+    /**
+     * @generated from field: chorus.v1.EmitResponse emitted = 1;
+     */
+    value: EmitResponse;
+    case: "emitted";
+  } | {
+    /**
+     * @generated from field: chorus.v1.EmitError error = 2;
+     */
+    value: EmitError;
+    case: "error";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message chorus.v1.EmitResult.
+ * Use `create(EmitResultSchema)` to create a new message.
+ */
+export const EmitResultSchema: GenMessage<EmitResult> = /*@__PURE__*/
+  messageDesc(file_chorus_v1_server, 6);
+
+/**
+ * Why one event of an EmitMany was refused (the others are not affected).
+ *
+ * @generated from message chorus.v1.EmitError
+ */
+export type EmitError = Message<"chorus.v1.EmitError"> & {
+  /**
+   * The Connect (and gRPC) status code number, e.g. 3 = invalid_argument.
+   *
+   * @generated from field: int32 code = 1;
+   */
+  code: number;
+
+  /**
+   * @generated from field: string message = 2;
+   */
+  message: string;
+};
+
+/**
+ * Describes the message chorus.v1.EmitError.
+ * Use `create(EmitErrorSchema)` to create a new message.
+ */
+export const EmitErrorSchema: GenMessage<EmitError> = /*@__PURE__*/
+  messageDesc(file_chorus_v1_server, 7);
+
+/**
+ * One response streamed into a topic (for example a model's tokens). The
+ * first message names the stream (topic, event, meta, optionally its id);
+ * any message may carry one chunk, as text or as a JSON value. The stream
+ * ends with `status` on the last message, or when the request stream
+ * ends (done). Viewers receive `stream:start`, `stream:chunk` and
+ * `stream:end` payloads (type STREAM); the finished response is stored
+ * once in the topic's history, as its `stream:end`.
  *
  * @generated from message chorus.v1.EmitStreamRequest
  */
 export type EmitStreamRequest = Message<"chorus.v1.EmitStreamRequest"> & {
   /**
+   * First message only.
+   *
    * @generated from field: string topic = 1;
    */
   topic: string;
 
   /**
+   * First message only: the application's name for the response (default "stream").
+   *
    * @generated from field: string event = 2;
    */
   event: string;
 
   /**
-   * JSON text: one chunk.
+   * A chunk as a JSON value (JSON text).
    *
    * @generated from field: string data = 3;
    */
   data: string;
 
   /**
-   * Identifies the stream to subscribers; the server assigns one if empty.
+   * First message only: identifies the stream to viewers; the server assigns one if empty.
    *
    * @generated from field: string stream_id = 4;
    */
   streamId: string;
 
   /**
-   * Store the chunks in history as they arrive.
+   * Unused: the finished response is always stored in history.
    *
-   * @generated from field: bool persist = 5;
+   * @generated from field: bool persist = 5 [deprecated = true];
+   * @deprecated
    */
   persist: boolean;
+
+  /**
+   * First message only: JSON text describing the response (model, prompt id...), given to viewers with `stream:start`.
+   *
+   * @generated from field: string meta = 6;
+   */
+  meta: string;
+
+  /**
+   * A chunk of text (a token).
+   *
+   * @generated from field: string text = 7;
+   */
+  text: string;
+
+  /**
+   * Ends the stream: DONE, ERROR (with `error`) or CANCELLED.
+   *
+   * @generated from field: chorus.v1.StreamStatus status = 8;
+   */
+  status: StreamStatus;
+
+  /**
+   * With status ERROR: what went wrong, as viewers will read it.
+   *
+   * @generated from field: string error = 9;
+   */
+  error: string;
 };
 
 /**
@@ -136,7 +306,7 @@ export type EmitStreamRequest = Message<"chorus.v1.EmitStreamRequest"> & {
  * Use `create(EmitStreamRequestSchema)` to create a new message.
  */
 export const EmitStreamRequestSchema: GenMessage<EmitStreamRequest> = /*@__PURE__*/
-  messageDesc(file_chorus_v1_server, 2);
+  messageDesc(file_chorus_v1_server, 8);
 
 /**
  * @generated from message chorus.v1.EmitStreamResponse
@@ -148,9 +318,23 @@ export type EmitStreamResponse = Message<"chorus.v1.EmitStreamResponse"> & {
   streamId: string;
 
   /**
+   * Chunks received.
+   *
    * @generated from field: uint64 chunks = 2;
    */
   chunks: bigint;
+
+  /**
+   * @generated from field: chorus.v1.StreamStatus status = 3;
+   */
+  status: StreamStatus;
+
+  /**
+   * Where the finished response stands in the topic's history.
+   *
+   * @generated from field: chorus.v1.StreamPosition position = 4;
+   */
+  position?: StreamPosition | undefined;
 };
 
 /**
@@ -158,7 +342,7 @@ export type EmitStreamResponse = Message<"chorus.v1.EmitStreamResponse"> & {
  * Use `create(EmitStreamResponseSchema)` to create a new message.
  */
 export const EmitStreamResponseSchema: GenMessage<EmitStreamResponse> = /*@__PURE__*/
-  messageDesc(file_chorus_v1_server, 3);
+  messageDesc(file_chorus_v1_server, 9);
 
 /**
  * @generated from message chorus.v1.SendToUserRequest
@@ -187,7 +371,7 @@ export type SendToUserRequest = Message<"chorus.v1.SendToUserRequest"> & {
  * Use `create(SendToUserRequestSchema)` to create a new message.
  */
 export const SendToUserRequestSchema: GenMessage<SendToUserRequest> = /*@__PURE__*/
-  messageDesc(file_chorus_v1_server, 4);
+  messageDesc(file_chorus_v1_server, 10);
 
 /**
  * @generated from message chorus.v1.SendToUserResponse
@@ -204,7 +388,7 @@ export type SendToUserResponse = Message<"chorus.v1.SendToUserResponse"> & {
  * Use `create(SendToUserResponseSchema)` to create a new message.
  */
 export const SendToUserResponseSchema: GenMessage<SendToUserResponse> = /*@__PURE__*/
-  messageDesc(file_chorus_v1_server, 5);
+  messageDesc(file_chorus_v1_server, 11);
 
 /**
  * @generated from message chorus.v1.QueryRequest
@@ -228,7 +412,7 @@ export type QueryRequest = Message<"chorus.v1.QueryRequest"> & {
  * Use `create(QueryRequestSchema)` to create a new message.
  */
 export const QueryRequestSchema: GenMessage<QueryRequest> = /*@__PURE__*/
-  messageDesc(file_chorus_v1_server, 6);
+  messageDesc(file_chorus_v1_server, 12);
 
 /**
  * @generated from message chorus.v1.QueryResponse
@@ -257,7 +441,7 @@ export type QueryResponse = Message<"chorus.v1.QueryResponse"> & {
  * Use `create(QueryResponseSchema)` to create a new message.
  */
 export const QueryResponseSchema: GenMessage<QueryResponse> = /*@__PURE__*/
-  messageDesc(file_chorus_v1_server, 7);
+  messageDesc(file_chorus_v1_server, 13);
 
 /**
  * @generated from message chorus.v1.ExecRequest
@@ -276,7 +460,7 @@ export type ExecRequest = Message<"chorus.v1.ExecRequest"> & {
  * Use `create(ExecRequestSchema)` to create a new message.
  */
 export const ExecRequestSchema: GenMessage<ExecRequest> = /*@__PURE__*/
-  messageDesc(file_chorus_v1_server, 8);
+  messageDesc(file_chorus_v1_server, 14);
 
 /**
  * @generated from message chorus.v1.ExecResponse
@@ -289,7 +473,7 @@ export type ExecResponse = Message<"chorus.v1.ExecResponse"> & {
  * Use `create(ExecResponseSchema)` to create a new message.
  */
 export const ExecResponseSchema: GenMessage<ExecResponse> = /*@__PURE__*/
-  messageDesc(file_chorus_v1_server, 9);
+  messageDesc(file_chorus_v1_server, 15);
 
 /**
  * @generated from message chorus.v1.ConnectionInfo
@@ -335,7 +519,7 @@ export type ConnectionInfo = Message<"chorus.v1.ConnectionInfo"> & {
  * Use `create(ConnectionInfoSchema)` to create a new message.
  */
 export const ConnectionInfoSchema: GenMessage<ConnectionInfo> = /*@__PURE__*/
-  messageDesc(file_chorus_v1_server, 10);
+  messageDesc(file_chorus_v1_server, 16);
 
 /**
  * @generated from message chorus.v1.ListConnectionsRequest
@@ -364,7 +548,7 @@ export type ListConnectionsRequest = Message<"chorus.v1.ListConnectionsRequest">
  * Use `create(ListConnectionsRequestSchema)` to create a new message.
  */
 export const ListConnectionsRequestSchema: GenMessage<ListConnectionsRequest> = /*@__PURE__*/
-  messageDesc(file_chorus_v1_server, 11);
+  messageDesc(file_chorus_v1_server, 17);
 
 /**
  * @generated from message chorus.v1.ListConnectionsResponse
@@ -386,7 +570,7 @@ export type ListConnectionsResponse = Message<"chorus.v1.ListConnectionsResponse
  * Use `create(ListConnectionsResponseSchema)` to create a new message.
  */
 export const ListConnectionsResponseSchema: GenMessage<ListConnectionsResponse> = /*@__PURE__*/
-  messageDesc(file_chorus_v1_server, 12);
+  messageDesc(file_chorus_v1_server, 18);
 
 /**
  * @generated from message chorus.v1.DisconnectUserRequest
@@ -415,7 +599,7 @@ export type DisconnectUserRequest = Message<"chorus.v1.DisconnectUserRequest"> &
  * Use `create(DisconnectUserRequestSchema)` to create a new message.
  */
 export const DisconnectUserRequestSchema: GenMessage<DisconnectUserRequest> = /*@__PURE__*/
-  messageDesc(file_chorus_v1_server, 13);
+  messageDesc(file_chorus_v1_server, 19);
 
 /**
  * @generated from message chorus.v1.DisconnectUserResponse
@@ -432,7 +616,7 @@ export type DisconnectUserResponse = Message<"chorus.v1.DisconnectUserResponse">
  * Use `create(DisconnectUserResponseSchema)` to create a new message.
  */
 export const DisconnectUserResponseSchema: GenMessage<DisconnectUserResponse> = /*@__PURE__*/
-  messageDesc(file_chorus_v1_server, 14);
+  messageDesc(file_chorus_v1_server, 20);
 
 /**
  * @generated from message chorus.v1.ListPresenceRequest
@@ -449,7 +633,7 @@ export type ListPresenceRequest = Message<"chorus.v1.ListPresenceRequest"> & {
  * Use `create(ListPresenceRequestSchema)` to create a new message.
  */
 export const ListPresenceRequestSchema: GenMessage<ListPresenceRequest> = /*@__PURE__*/
-  messageDesc(file_chorus_v1_server, 15);
+  messageDesc(file_chorus_v1_server, 21);
 
 /**
  * @generated from message chorus.v1.ListPresenceResponse
@@ -459,6 +643,13 @@ export type ListPresenceResponse = Message<"chorus.v1.ListPresenceResponse"> & {
    * @generated from field: repeated chorus.v1.PresenceMember members = 1;
    */
   members: PresenceMember[];
+
+  /**
+   * Distinct users among the members.
+   *
+   * @generated from field: uint32 users = 2;
+   */
+  users: number;
 };
 
 /**
@@ -466,7 +657,7 @@ export type ListPresenceResponse = Message<"chorus.v1.ListPresenceResponse"> & {
  * Use `create(ListPresenceResponseSchema)` to create a new message.
  */
 export const ListPresenceResponseSchema: GenMessage<ListPresenceResponse> = /*@__PURE__*/
-  messageDesc(file_chorus_v1_server, 16);
+  messageDesc(file_chorus_v1_server, 22);
 
 /**
  * What trusted back ends call. Authenticated with an API key
@@ -484,6 +675,32 @@ export const ServerService: GenService<{
     methodKind: "unary";
     input: typeof EmitRequestSchema;
     output: typeof EmitResponseSchema;
+  },
+  /**
+   * Many emits in one call (sdk.socket.emitMany; the SDK also batches the
+   * emits a back end has in flight): each validated, authorised, stored and
+   * answered on its own, in order, as if emitted one after another.
+   *
+   * @generated from rpc chorus.v1.ServerService.EmitMany
+   */
+  emitMany: {
+    methodKind: "unary";
+    input: typeof EmitManyRequestSchema;
+    output: typeof EmitManyResponseSchema;
+  },
+  /**
+   * Batches of emits on one long-lived stream: what the server SDK's emit
+   * uses, so a busy back end pays neither a call per event nor a round trip
+   * per batch. Each request is answered by one response, in the order sent;
+   * the events are stored in that order, as EmitMany stores them. The
+   * stream ends when the client ends its side.
+   *
+   * @generated from rpc chorus.v1.ServerService.EmitSession
+   */
+  emitSession: {
+    methodKind: "bidi_streaming";
+    input: typeof EmitSessionRequestSchema;
+    output: typeof EmitSessionResponseSchema;
   },
   /**
    * Stream chunks (for example AI tokens) into a topic as STREAM payloads.

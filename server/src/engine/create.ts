@@ -9,5 +9,17 @@ export function createEngine(config: ChorusConfig, ids: IdGenerator, log: Logger
   if (config.engine === "nats") {
     return new NatsEngine(config.nats, config.retention[0]!, config.nodeId, ids, delivery, log);
   }
-  return new MemoryEngine(config.dataDir, config.retention, ids, delivery);
+  return new MemoryEngine(
+    {
+      dir: config.dataDir,
+      retention: config.retention,
+      fsync: config.fsync === "always",
+      maxOpenFiles: config.maxOpenFiles,
+      maxTopicsInMemory: config.maxTopicsInMemory,
+      cacheBytes: config.historyCacheBytes,
+      log: (message) => log.warn(message),
+    },
+    ids,
+    delivery,
+  );
 }

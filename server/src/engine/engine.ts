@@ -1,7 +1,59 @@
 import type { OutboundFrame } from "../frames.js";
-import type { HistoryPage, HistoryQuery, Recovery } from "./history-file.js";
 
-export type { HistoryPage, HistoryQuery, Recovery, StoredMessage } from "./history-file.js";
+/** One persisted message as engines store and replay it. */
+export interface StoredMessage {
+  readonly seq: number;
+  readonly id: string;
+  readonly event: string;
+  /** JSON text. */
+  readonly data: string;
+  readonly userId: string;
+  readonly connectionId: string;
+  /** A database change's previous row (JSON text): UPDATE and DELETE on table topics only. */
+  readonly old?: string;
+  /**
+   * Milliseconds since the Unix epoch, strictly increasing within a topic
+   * (a burst of more than one message per millisecond runs ahead of the
+   * clock), so that paging with `before = created_at` never skips a message.
+   */
+  readonly createdAt: number;
+}
+
+/** How much one read may return: at most `limit` messages and about `maxBytes` of them (always at least one). */
+export interface ReadLimits {
+  limit: number;
+  /** 0: no bound but the count. */
+  maxBytes: number;
+}
+
+export interface HistoryQuery extends ReadLimits {
+  /** Exclusive upper bound on createdAt; 0 for none. */
+  before: number;
+  /** Exclusive upper bound on seq; 0 for none. */
+  beforeSeq: number;
+}
+
+export interface Recovery {
+  /** Oldest first. */
+  messages: StoredMessage[];
+  epoch: string;
+  /** The oldest retained seq (lastSeq + 1 when nothing is retained). */
+  firstSeq: number;
+  lastSeq: number;
+}
+
+export interface HistoryPage {
+  /** Newest first. */
+  messages: StoredMessage[];
+  epoch: string;
+  lastSeq: number;
+  hasMore: boolean;
+}
+
+/** The bytes a stored message costs in a page (its strings plus a fixed overhead). */
+export function messageBytes(m: StoredMessage): number {
+  return m.data.length + (m.old?.length ?? 0) + m.event.length + m.id.length + m.userId.length + m.connectionId.length + 48;
+}
 
 /** A message entering the system, already validated and authorised. */
 export interface PublishInput {
@@ -12,8 +64,12 @@ export interface PublishInput {
   persist: boolean;
   /** Caller-chosen id for idempotent retries; empty to let the engine assign one. */
   id: string;
+  /** Who publishes ("user:<id>", "key:<n>"): a retry is recognised by its id within its publisher's own. */
+  publisher: string;
   userId: string;
   connectionId: string;
+  /** A database change's previous row (JSON text). */
+  old?: string;
 }
 
 export interface PublishResult {
@@ -58,8 +114,8 @@ export interface Engine {
   publish(input: PublishInput): Promise<PublishResult>;
   sendToUser(message: UserMessage): void;
   history(topic: string, query: HistoryQuery): Promise<HistoryPage>;
-  /** Persisted messages after `seq`, oldest first, at most `limit`. */
-  since(topic: string, seq: number, limit: number): Promise<Recovery>;
+  /** Persisted messages after `seq`, oldest first, within `limits`. */
+  since(topic: string, seq: number, limits: ReadLimits): Promise<Recovery>;
   /** Starts delivering the topic to this node (the hub calls it when the first local session joins). */
   watch(topic: string): void;
   /**

@@ -1,71 +1,45 @@
 import { storedFrame, userFrame, userPayload } from "../frames.js";
 import type { IdGenerator } from "../ids.js";
-import type { Delivery, Engine, HistoryPage, HistoryQuery, PublishInput, PublishResult, Recovery, UserMessage } from "./engine.js";
-import { FileHistory } from "./history-file.js";
-import type { RetentionRule } from "./retention.js";
-
-/** How long a caller-chosen id is remembered for de-duplicating retries. */
-const DEDUP_WINDOW_MS = 2 * 60_000;
+import type { Delivery, Engine, HistoryPage, HistoryQuery, PublishInput, PublishResult, ReadLimits, Recovery, UserMessage } from "./engine.js";
+import { HistoryStore, type HistoryOptions } from "./store/history-store.js";
 
 /**
  * Everything in this process: fan-out is a direct call into the hub, and
  * persisted history lives in files under the data directory.
+ *
+ * A persisted message is written (and fsynced, with fsync "always")
+ * before anyone receives it or its publisher is acknowledged; an
+ * ephemeral one goes out at once, unless persisted messages published
+ * before it on the same topic are still being written (then it waits for
+ * them, so a publisher's order holds across both kinds).
  */
 export class MemoryEngine implements Engine {
   readonly name = "memory";
-  private readonly store: FileHistory;
-  /** Recently persisted caller-chosen ids per topic, for retried publishes. */
-  private readonly recentIds = new Map<string, { result: PublishResult; written: Promise<void>; at: number }>();
-  private readonly sweep: NodeJS.Timeout;
+  private readonly store: HistoryStore;
 
   constructor(
-    dataDir: string,
-    retention: readonly RetentionRule[],
+    options: HistoryOptions,
     private readonly ids: IdGenerator,
     private readonly delivery: Delivery,
   ) {
-    this.store = new FileHistory(dataDir, retention);
-    this.sweep = setInterval(() => this.forgetOldIds(), DEDUP_WINDOW_MS / 4).unref();
+    this.store = new HistoryStore(options);
   }
 
   async start(): Promise<void> {}
 
   publish(input: PublishInput): Promise<PublishResult> {
-    const dedupKey = input.persist && input.id ? `${input.topic}\u0000${input.id}` : "";
-    const seen = dedupKey ? this.recentIds.get(dedupKey) : undefined;
-    if (seen) return seen.written.then(() => seen.result);
-
     const id = input.id || this.ids.next();
-    let result: PublishResult;
-    let written: Promise<void> | undefined;
-    if (input.persist) {
-      const appended = this.store.append(input.topic, {
-        id,
-        event: input.event,
-        data: input.data,
-        userId: input.userId,
-        connectionId: input.connectionId,
-      });
-      result = { id, seq: appended.stored.seq, epoch: appended.epoch, timestamp: appended.stored.createdAt };
-      written = appended.written;
-      if (dedupKey) this.recentIds.set(dedupKey, { result, written, at: Date.now() });
-    } else {
-      result = { id, seq: 0, epoch: "", timestamp: Date.now() };
+    if (!input.persist) {
+      const timestamp = Date.now();
+      const frame = storedFrame(input.topic, "", { seq: 0, id, event: input.event, data: input.data, userId: input.userId, connectionId: input.connectionId, createdAt: timestamp });
+      this.store.passThrough(input.topic, () => this.delivery.toTopic(input.topic, frame));
+      return Promise.resolve({ id, seq: 0, epoch: "", timestamp });
     }
-
-    this.delivery.toTopic(
+    return this.store.append(
       input.topic,
-      storedFrame(input.topic, result.epoch, {
-        seq: result.seq,
-        id,
-        event: input.event,
-        data: input.data,
-        userId: input.userId,
-        connectionId: input.connectionId,
-        createdAt: result.timestamp,
-      }),
+      { id, clientId: input.id !== "", publisher: input.publisher, event: input.event, data: input.data, userId: input.userId, connectionId: input.connectionId, old: input.old },
+      (message, epoch) => this.delivery.toTopic(input.topic, storedFrame(input.topic, epoch, message)),
     );
-    return written ? written.then(() => result) : Promise.resolve(result);
   }
 
   sendToUser(message: UserMessage): void {
@@ -79,24 +53,20 @@ export class MemoryEngine implements Engine {
   watchUser(): void {}
   unwatchUser(): void {}
 
-  async history(topic: string, query: HistoryQuery): Promise<HistoryPage> {
+  history(topic: string, query: HistoryQuery): Promise<HistoryPage> {
     return this.store.query(topic, query);
   }
 
-  async since(topic: string, seq: number, limit: number): Promise<Recovery> {
-    return this.store.since(topic, seq, limit);
+  since(topic: string, seq: number, limits: ReadLimits): Promise<Recovery> {
+    return this.store.since(topic, seq, limits);
+  }
+
+  /** What the store holds, for tests and operators. */
+  get footprint(): HistoryStore["footprint"] {
+    return this.store.footprint;
   }
 
   async close(): Promise<void> {
-    clearInterval(this.sweep);
     await this.store.close();
-  }
-
-  private forgetOldIds(): void {
-    const cutoff = Date.now() - DEDUP_WINDOW_MS;
-    for (const [key, entry] of this.recentIds) {
-      if (entry.at >= cutoff) break; // insertion order is time order
-      this.recentIds.delete(key);
-    }
   }
 }

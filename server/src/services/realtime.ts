@@ -6,11 +6,9 @@ import {
   type ConnectRequest,
 } from "../../../gen/chorus/v1/realtime_pb.js";
 import type { ChorusNode } from "../node.js";
+import type { Session } from "../session.js";
+import { checkLength, FIELD_LIMITS } from "../validate.js";
 import { sessionStream } from "./stream.js";
-
-const presenceLater = async (): Promise<never> => {
-  throw new ConnectError("presence is not available on this server yet", Code.Unimplemented);
-};
 
 /** RealtimeService: end-user clients. */
 export function realtimeService(node: ChorusNode): Partial<ServiceImpl<typeof RealtimeService>> {
@@ -18,18 +16,10 @@ export function realtimeService(node: ChorusNode): Partial<ServiceImpl<typeof Re
   return {
     async *connect(requests: AsyncIterable<ConnectRequest>, ctx: HandlerContext) {
       const session = node.openSession(await caller(ctx), "connect");
-      void (async () => {
-        try {
-          for await (const frame of requests) {
-            if (session.isClosed) return;
-            await session.handleFrame(frame);
-          }
-          // The client closed its side: finish what is queued, then end.
-          session.close();
-        } catch (error) {
-          session.close(malformed(error));
-        }
-      })();
+      void readCommands(node, session, requests).catch((error: unknown) => {
+        node.logError("session command failed", error);
+        session.close(new ConnectError("internal error", Code.Internal));
+      });
       try {
         yield* sessionStream(ConnectResponseSchema, session, ctx);
       } finally {
@@ -37,7 +27,8 @@ export function realtimeService(node: ChorusNode): Partial<ServiceImpl<typeof Re
       }
     },
 
-    async *listen(_req, ctx) {
+    async *listen(req, ctx) {
+      checkLength(req.client, FIELD_LIMITS.listenClient, "client");
       const session = node.openSession(await caller(ctx), "listen");
       try {
         yield* sessionStream(ListenResponseSchema, session, ctx);
@@ -70,10 +61,51 @@ export function realtimeService(node: ChorusNode): Partial<ServiceImpl<typeof Re
     // be for the same user (checked by the node).
     refreshToken: (req) => node.refreshToken(node.sessionFor(req.sessionId, undefined), req),
 
-    track: presenceLater,
-    untrack: presenceLater,
-    getPresence: presenceLater,
+    track: async (req, ctx) => node.track(node.sessionFor(req.sessionId, await caller(ctx)), req),
+    untrack: async (req, ctx) => node.untrack(node.sessionFor(req.sessionId, await caller(ctx)), req),
+
+    async getPresence(req, ctx) {
+      const identity = await caller(ctx);
+      if (req.sessionId) node.sessionFor(req.sessionId, identity);
+      return node.getPresence(req, identity);
+    },
+
+    endSession: async (req, ctx) => node.sessionFor(req.sessionId, await caller(ctx)).end(),
+    streamWrite: async (req, ctx) => node.streamWrite(node.sessionFor(req.sessionId, await caller(ctx)), req),
+
+    async getPresenceStats(req, ctx) {
+      const identity = await caller(ctx);
+      if (req.sessionId) node.sessionFor(req.sessionId, identity);
+      return node.getPresenceStats(req, identity);
+    },
   };
+}
+
+/**
+ * Runs a bidi session's frames in order (connect's generic path: JSON
+ * clients and the like). At most maxInFlightCommands are unsettled at
+ * once; past that the request stream is simply not read, which flow
+ * control turns into the client waiting.
+ */
+async function readCommands(node: ChorusNode, session: Session, requests: AsyncIterable<ConnectRequest>): Promise<void> {
+  let inFlight = 0;
+  let wake: (() => void) | undefined;
+  const settled = () => {
+    inFlight--;
+    wake?.();
+  };
+  try {
+    for await (const frame of requests) {
+      if (session.isClosed) return;
+      inFlight++;
+      await session.handleFrame(frame, settled);
+      while (inFlight >= node.config.maxInFlightCommands && !session.isClosed) await new Promise<void>((resolve) => (wake = resolve));
+    }
+    // The client closed its side: finish what is queued, then end (a clean goodbye: its presence leaves at once).
+    session.close(undefined, true);
+  } catch (error) {
+    session.close(malformed(error));
+  }
 }
 
 /** A frame that fails to decode ends its session with INVALID_ARGUMENT. */

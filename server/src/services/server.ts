@@ -6,12 +6,34 @@ import type { ChorusNode } from "../node.js";
 export function serverService(node: ChorusNode): Partial<ServiceImpl<typeof ServerService>> {
   return {
     async emit(req, ctx) {
-      node.apiKeys.check(ctx.requestHeader);
-      return node.emit(req);
+      return node.emit(req, node.apiKeys.check(ctx.requestHeader));
+    },
+    async emitMany(req, ctx) {
+      return node.emitMany(req, node.apiKeys.check(ctx.requestHeader));
+    },
+    // Batches answered one after another, in order (transport/emit-session.ts serves plain binary streams without connect).
+    async *emitSession(requests, ctx) {
+      const scope = node.apiKeys.check(ctx.requestHeader);
+      for await (const batch of requests) yield { results: await node.emitBatch(batch, scope) };
+    },
+    async emitStream(requests, ctx) {
+      return node.emitStream(requests, node.apiKeys.check(ctx.requestHeader));
     },
     async sendToUser(req, ctx) {
+      return node.sendToUser(req, node.apiKeys.check(ctx.requestHeader));
+    },
+    async listPresence(req, ctx) {
       node.apiKeys.check(ctx.requestHeader);
-      return node.sendToUser(req);
+      return node.listPresence(req.topic);
+    },
+    // SQL on the tracked database: back ends only (a user token never reaches it).
+    async query(req, ctx) {
+      node.apiKeys.check(ctx.requestHeader);
+      return node.query(req);
+    },
+    async exec(req, ctx) {
+      node.apiKeys.check(ctx.requestHeader);
+      return node.exec(req);
     },
   };
 }

@@ -2,6 +2,7 @@ import { create, type DescMessage, type MessageShape } from "@bufbuild/protobuf"
 import type { HandlerContext } from "@connectrpc/connect";
 import type { ConnectResponseSchema, ListenResponseSchema } from "../../../gen/chorus/v1/realtime_pb.js";
 import type { Session } from "../session.js";
+import { abortStream } from "../transport/universal/abort.js";
 
 type FrameBatchSchema = typeof ConnectResponseSchema | typeof ListenResponseSchema;
 
@@ -22,6 +23,8 @@ export async function* sessionStream<S extends FrameBatchSchema>(
   ctx: HandlerContext,
 ): AsyncGenerator<MessageShape<S>> {
   const json = wantsJson(ctx);
+  // A client that does not read is cut off at the HTTP layer: this generator may be parked in a write.
+  session.outbox.onAbort = ctx.values.get(abortStream);
   for (;;) {
     const batch = await session.outbox.next(ctx.signal);
     if (!batch) return;

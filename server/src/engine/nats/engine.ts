@@ -6,7 +6,7 @@ import { RealtimePayloadSchema } from "../../../../gen/chorus/v1/payload_pb.js";
 import { storedPayload, userFrame, userPayload } from "../../frames.js";
 import type { IdGenerator } from "../../ids.js";
 import type { Logger } from "../../log.js";
-import type { Delivery, Engine, HistoryPage, HistoryQuery, PublishInput, PublishResult, Recovery, UserMessage } from "../engine.js";
+import type { Delivery, Engine, HistoryPage, HistoryQuery, PublishInput, PublishResult, ReadLimits, Recovery, UserMessage } from "../engine.js";
 import type { Retention } from "../retention.js";
 import { abortableDelay, connectWithRetry, type NatsConfig } from "./connection.js";
 import { MessageStream } from "./message-stream.js";
@@ -56,7 +56,7 @@ export class NatsEngine implements Engine {
     this.js = jetstream(nc, { timeout: this.config.publishTimeoutMs });
     // Not checkAPI: a cluster still electing its leader would fail the start; ensureStream retries instead.
     const jsm = await jetstreamManager(nc, { timeout: this.config.publishTimeoutMs, checkAPI: false });
-    this.stream = new MessageStream(jsm, this.subjects);
+    this.stream = new MessageStream(jsm, this.js, this.subjects);
     await this.ensureStream();
     void this.followStatus(nc);
     // A new stream leader may have been elected mid-republish: look for gaps.
@@ -107,8 +107,8 @@ export class NatsEngine implements Engine {
     return this.reading(() => this.store.history(topic, query));
   }
 
-  since(topic: string, seq: number, limit: number): Promise<Recovery> {
-    return this.reading(() => this.store.since(topic, seq, limit));
+  since(topic: string, seq: number, limits: ReadLimits): Promise<Recovery> {
+    return this.reading(() => this.store.since(topic, seq, limits));
   }
 
   watch(topic: string): void {
@@ -117,7 +117,7 @@ export class NatsEngine implements Engine {
       topic,
       this.subjects.live(topic),
       this.nc,
-      { last: (t) => this.store.last(t), since: (t, seq, limit) => this.store.since(t, seq, limit) },
+      { last: (t) => this.store.last(t), since: (t, seq, limits) => this.store.since(t, seq, limits) },
       (frame) => this.delivery.toTopic(topic, frame),
       (payload, streamSeq) => this.writers.get(topic)?.observe({ streamSeq, seq: Number(payload.seq), epoch: payload.epoch, createdAt: Number(payload.timestamp) }),
       (message, error) => this.log.error(message, { error: String(error) }),
@@ -165,6 +165,16 @@ export class NatsEngine implements Engine {
     const drained = nc.drain().catch(() => undefined);
     await Promise.race([drained, new Promise((resolve) => setTimeout(resolve, 2_000).unref())]);
     if (!nc.isClosed()) await nc.close();
+  }
+
+  /** The NATS connection, once started: presence travels over it too. */
+  get connection(): NatsConnection | undefined {
+    return this.nc;
+  }
+
+  /** The subject prefix, for the other parts that use NATS. */
+  get subjectPrefix(): string {
+    return this.subjects.prefix;
   }
 
   private get store(): MessageStream {

@@ -1,10 +1,22 @@
 import { fromBinary } from "@bufbuild/protobuf";
-import { DiscardPolicy, RetentionPolicy, StorageType, type JetStreamManager, type MsgRequest, type StreamConfig } from "@nats-io/jetstream";
+import { AckPolicy, DeliverPolicy, DiscardPolicy, RetentionPolicy, StorageType, type JetStreamClient, type JetStreamManager, type MsgRequest, type StreamConfig } from "@nats-io/jetstream";
+import { randomBytes } from "node:crypto";
 import { RealtimePayloadSchema, type RealtimePayload } from "../../../../gen/chorus/v1/payload_pb.js";
 import { storedFields } from "../../frames.js";
-import type { HistoryPage, HistoryQuery, Recovery, StoredMessage } from "../engine.js";
+import { messageBytes, type HistoryPage, type HistoryQuery, type ReadLimits, type Recovery, type StoredMessage } from "../engine.js";
 import type { Retention } from "../retention.js";
 import type { Subjects } from "./subjects.js";
+
+/** The leading messages that fit in `maxBytes` (at least one; 0: all). */
+function withinBytes(messages: StoredMessage[], maxBytes: number): StoredMessage[] {
+  if (maxBytes <= 0) return messages;
+  let bytes = 0;
+  for (let i = 0; i < messages.length; i++) {
+    bytes += messageBytes(messages[i]!);
+    if (bytes > maxBytes && i > 0) return messages.slice(0, i);
+  }
+  return messages;
+}
 
 /** A stored message with where it sits in the stream. */
 export interface Located {
@@ -19,9 +31,13 @@ export interface Located {
 
 const NS_PER_MS = 1_000_000;
 const DEDUP_WINDOW_MS = 2 * 60_000;
-/** Lookups in flight at once when reading a range of messages. */
+/** Lookups in flight at once when reading a range of messages by direct gets. */
 const MAX_WALKERS = 64;
 const MESSAGES_PER_WALKER = 1;
+/** Ranges longer than this are read through a short-lived consumer: a few requests, not one per message. */
+const CONSUMER_READ_MIN = 8;
+/** How long a consumer read may take before the range is read by direct gets instead. */
+const CONSUMER_READ_TIMEOUT_MS = 3000;
 
 /**
  * The JetStream stream that holds every topic's persisted messages, one
@@ -38,6 +54,7 @@ const MESSAGES_PER_WALKER = 1;
 export class MessageStream {
   constructor(
     private readonly jsm: JetStreamManager,
+    private readonly js: JetStreamClient,
     private readonly subjects: Subjects,
   ) {}
 
@@ -82,7 +99,7 @@ export class MessageStream {
     return this.get({ seq: streamSeq });
   }
 
-  async history(topic: string, { limit, before, beforeSeq }: HistoryQuery): Promise<HistoryPage> {
+  async history(topic: string, { limit, before, beforeSeq, maxBytes }: HistoryQuery): Promise<HistoryPage> {
     if (limit === 0) {
       const last = await this.last(topic);
       return { messages: [], epoch: last?.epoch ?? "", lastSeq: last?.seq ?? 0, hasMore: last !== undefined };
@@ -97,18 +114,43 @@ export class MessageStream {
     }
     const start = Math.max(first.seq, end - limit);
     if (start >= end) return { ...page, hasMore: false };
-    const messages = await this.read(topic, first, last, start, end - 1);
-    return { ...page, messages: messages.reverse(), hasMore: start > first.seq };
+    const messages = await this.newest(topic, first, last, start, end - 1, maxBytes);
+    return { ...page, messages, hasMore: messages.at(-1)!.seq > first.seq };
+  }
+
+  /**
+   * The newest messages of [from, to] within `maxBytes`, newest first.
+   * Reads go forward, so the range to read is estimated from the size of
+   * the newest message and read in one go (with a hard byte cap); when
+   * sizes vary so much that the cap cuts the read short, the page is read
+   * back from the newest end by lookups, which stop at maxBytes.
+   */
+  private async newest(topic: string, first: Located, last: Located, from: number, to: number, maxBytes: number): Promise<StoredMessage[]> {
+    if (maxBytes <= 0) return (await this.read(topic, first, last, from, to, 0)).reverse();
+    const newest = await this.locate(topic, to, first, last);
+    const estimate = Math.max(1, messageBytes(storedFields(newest.payload)));
+    const start = Math.max(from, to - Math.max(0, Math.floor(maxBytes / estimate) - 1));
+    const read = await this.read(topic, first, last, start, to, maxBytes * 4);
+    if (read.at(-1)?.seq === to) return withinBytes(read.reverse(), maxBytes);
+    const out: StoredMessage[] = [];
+    let bytes = 0;
+    for (let seq = to; seq >= from; seq--) {
+      const m = storedFields((seq === to ? newest : await this.locate(topic, seq, first, last)).payload);
+      bytes += messageBytes(m);
+      if (bytes > maxBytes && out.length > 0) break;
+      out.push(m);
+    }
+    return out;
   }
 
   /** Messages after `seq`, oldest first, at most `limit`, with the retained range. */
-  async since(topic: string, seq: number, limit: number): Promise<Recovery> {
+  async since(topic: string, seq: number, { limit, maxBytes }: ReadLimits): Promise<Recovery> {
     const [first, last] = await this.ends(topic);
     if (!first || !last) return { messages: [], epoch: "", firstSeq: 1, lastSeq: 0 };
     const recovery: Recovery = { messages: [], epoch: last.epoch, firstSeq: first.seq, lastSeq: last.seq };
     const start = Math.max(seq + 1, first.seq);
     if (start > last.seq || limit === 0) return recovery;
-    recovery.messages = await this.read(topic, first, last, start, Math.min(last.seq, start + limit - 1));
+    recovery.messages = withinBytes(await this.read(topic, first, last, start, Math.min(last.seq, start + limit - 1), maxBytes), maxBytes);
     return recovery;
   }
 
@@ -155,12 +197,74 @@ export class MessageStream {
 
   /**
    * The topic's messages from position `from` to `to` (inclusive), oldest
-   * first. Each message is one lookup on the stream leader, so the range is
-   * cut into stretches of the stream walked side by side. (An ephemeral
-   * consumer would stream them, but on NATS 2.9 it may be placed on a
-   * replica that is down, and then its creation hangs until a timeout.)
+   * first. A longer range is streamed by a short-lived consumer (about four
+   * requests whatever its length); a short one, or one whose consumer does
+   * not answer in time (on NATS 2.9 a consumer may be placed on a replica
+   * that is down), is read by lookups on the stream leader, one per
+   * message, in stretches walked side by side.
    */
-  private async read(topic: string, first: Located, last: Located, from: number, to: number): Promise<StoredMessage[]> {
+  private async read(topic: string, first: Located, last: Located, from: number, to: number, maxBytes: number): Promise<StoredMessage[]> {
+    const count = to - from + 1;
+    if (count >= CONSUMER_READ_MIN) {
+      const start = await this.locate(topic, from, first, last);
+      // A pull asks for a count or for bytes, not both: bytes when the first message says the count could exceed them.
+      const byBytes = maxBytes > 0 && count * messageBytes(storedFields(start.payload)) * 2 > maxBytes;
+      const streamed = await this.readByConsumer(topic, start.streamSeq, count, byBytes ? maxBytes : 0).catch(() => undefined);
+      if (streamed) return streamed.filter((m) => m.seq >= from && m.seq <= to);
+    }
+    return this.readByLookups(topic, first, last, from, to);
+  }
+
+  /** Up to `count` of the topic's messages (and about `maxBytes`, 0: no bound) from stream sequence `streamSeq`, through an ephemeral pull consumer. */
+  private async readByConsumer(topic: string, streamSeq: number, count: number, maxBytes: number): Promise<StoredMessage[] | undefined> {
+    const name = `chorus-read-${randomBytes(6).toString("hex")}`;
+    const deadline = Date.now() + CONSUMER_READ_TIMEOUT_MS;
+    const timeLeft = () => Math.max(1, deadline - Date.now());
+    let timer: NodeJS.Timeout | undefined;
+    const expired = new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), CONSUMER_READ_TIMEOUT_MS)));
+    const reading = (async () => {
+      await this.jsm.consumers.add(this.subjects.stream, {
+        name,
+        filter_subject: this.subjects.stored(topic),
+        deliver_policy: DeliverPolicy.StartSequence,
+        opt_start_seq: streamSeq,
+        ack_policy: AckPolicy.None,
+        mem_storage: true,
+        num_replicas: 1,
+        // Cleaned up by the server if this node goes away mid-read.
+        inactive_threshold: 30_000 * NS_PER_MS,
+      });
+      try {
+        const consumer = await this.js.consumers.get(this.subjects.stream, name);
+        const out: StoredMessage[] = [];
+        // By bytes, the server stops at max_bytes (and always sends at least one message).
+        const messages = await consumer.fetch(maxBytes > 0 ? { max_bytes: maxBytes, expires: timeLeft() } : { max_messages: count, expires: timeLeft() });
+        try {
+          for await (const m of messages) {
+            out.push(storedFields(fromBinary(RealtimePayloadSchema, m.data)));
+            if (out.length >= count) break;
+            // Decoding a long range is CPU: let other clients' requests in now and then.
+            if (out.length % 128 === 0) await new Promise((resolve) => setImmediate(resolve));
+          }
+        } catch (error) {
+          // A pull by bytes ends with this status once the next message would not fit: the read is complete.
+          if ((error as { code?: number }).code !== 409 || out.length === 0) throw error;
+        }
+        return out;
+      } finally {
+        this.jsm.consumers.delete(this.subjects.stream, name).catch(() => undefined);
+      }
+    })();
+    reading.catch(() => undefined);
+    try {
+      return await Promise.race([reading, expired]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** The same range by direct gets on the stream leader, one per message. */
+  private async readByLookups(topic: string, first: Located, last: Located, from: number, to: number): Promise<StoredMessage[]> {
     const [start, end] = await Promise.all([this.locate(topic, from, first, last), this.locate(topic, to, first, last)]);
     const count = to - from + 1;
     const walkers = Math.max(1, Math.min(MAX_WALKERS, Math.ceil(count / MESSAGES_PER_WALKER)));

@@ -2,14 +2,16 @@ import { fromBinary } from "@bufbuild/protobuf";
 import type { NatsConnection, Subscription } from "@nats-io/transport-node";
 import { RealtimePayloadSchema, type RealtimePayload } from "../../../../gen/chorus/v1/payload_pb.js";
 import { storedFrame, systemNotice, topicFrame, type OutboundFrame } from "../../frames.js";
-import type { Recovery } from "../engine.js";
+import type { ReadLimits, Recovery } from "../engine.js";
 
 /** The most a node replays into its own gap at once; further behind, subscribers are told of a gap. */
 const FILL_LIMIT = 10_000;
+/** Bytes read at once while filling: bounded like a history page. */
+const FILL_BYTES = 4 * 1024 * 1024;
 
 export interface FeedSource {
   last(topic: string): Promise<{ seq: number; epoch: string } | undefined>;
-  since(topic: string, seq: number, limit: number): Promise<Recovery>;
+  since(topic: string, seq: number, limits: ReadLimits): Promise<Recovery>;
 }
 
 /**
@@ -124,7 +126,7 @@ export class TopicFeed {
     this.filling = true;
     try {
       for (;;) {
-        const recovery = await this.source.since(this.topic, this.lastSeq, FILL_LIMIT);
+        const recovery = await this.source.since(this.topic, this.lastSeq, { limit: FILL_LIMIT, maxBytes: FILL_BYTES });
         if (this.stopped) return;
         if (recovery.epoch !== "" && recovery.epoch !== this.epoch) {
           if (this.epoch !== "") this.deliver(systemNotice(this.topic, "system:history_gap", { reason: "history_reset", epoch: recovery.epoch }));
@@ -144,7 +146,7 @@ export class TopicFeed {
           gap(recovery.firstSeq - 1);
           this.lastSeq = recovery.lastSeq;
         }
-        if (recovery.messages.length < FILL_LIMIT || this.lastSeq >= recovery.lastSeq) break;
+        if (recovery.messages.length === 0 || this.lastSeq >= recovery.lastSeq) break;
       }
       this.filling = false;
       this.state = "live";

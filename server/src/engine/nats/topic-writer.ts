@@ -114,7 +114,8 @@ export class TopicWriter {
   }
 
   private async commit({ input, id }: Pending): Promise<PublishResult> {
-    const msgID = createHash("sha256").update(`${input.topic}\u0000${id}`).digest("base64url");
+    // A retry is recognised within its publisher's own ids: two users may both use "1".
+    const msgID = createHash("sha256").update(`${input.topic}\u0000${input.publisher}\u0000${id}`).digest("base64url");
     for (let conflicts = 0; ; ) {
       const tail = this.tail === undefined ? await this.readTail() : this.tail;
       const next: Tail = {
@@ -133,6 +134,7 @@ export class TopicWriter {
         userId: input.userId,
         connectionId: input.connectionId,
         createdAt: next.createdAt,
+        old: input.old,
       });
       let ack;
       try {

@@ -1,6 +1,10 @@
 import type * as net from "node:net";
+import { RateLimit } from "../../rate-limit.js";
 import { HpackDecoder, HpackError, encodeHeaders, type HeaderField } from "./hpack.js";
+import { requestHead, trailersProblem, type RequestHead } from "./request-head.js";
 import { H2Stream, type StreamOwner } from "./stream.js";
+
+export type { RequestHead } from "./request-head.js";
 
 /**
  * The server side of one cleartext HTTP/2 connection (RFC 9113), on the
@@ -12,7 +16,21 @@ import { H2Stream, type StreamOwner } from "./stream.js";
  * per subscriber per flush. Here an idle connection is a socket and a few
  * small objects, and a DATA frame is one socket write of bytes that
  * subscribers on the same stream id share.
+ *
+ * Nothing the peer sends can reach the process: a violation ends the
+ * stream or the connection with the code RFC 9113 names, and a failure of
+ * our own while serving one request resets that request's stream only.
+ * What each rule and limit is, and why, is in README.md beside this file.
  */
+
+/** Sockets corked in this turn (see H2Connection.send). */
+let corked: net.Socket[] = [];
+
+function uncorkAll(): void {
+  const sockets = corked;
+  corked = [];
+  for (const socket of sockets) socket.uncork();
+}
 
 export const PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
 
@@ -28,6 +46,7 @@ export const H2_ERROR = {
   PROTOCOL_ERROR: 1,
   INTERNAL_ERROR: 2,
   FLOW_CONTROL_ERROR: 3,
+  SETTINGS_TIMEOUT: 4,
   STREAM_CLOSED: 5,
   FRAME_SIZE_ERROR: 6,
   REFUSED_STREAM: 7,
@@ -38,44 +57,69 @@ export const H2_ERROR = {
 
 const SETTING = { HEADER_TABLE_SIZE: 1, ENABLE_PUSH: 2, MAX_CONCURRENT_STREAMS: 3, INITIAL_WINDOW_SIZE: 4, MAX_FRAME_SIZE: 5, MAX_HEADER_LIST_SIZE: 6 } as const;
 
-/** What this server announces and enforces. */
-const LOCAL = {
-  headerTableSize: 4096,
-  maxConcurrentStreams: 1000,
-  /**
-   * Receive windows, per stream and per connection: HTTP/2's defaults. They
-   * pace a publisher's burst to what the server takes in a round trip, so a
-   * burst reaches subscribers' queues spread out rather than all at once,
-   * and bound what a peer can make us hold unread.
-   */
-  streamWindow: 65_535,
-  connectionWindow: 65_535,
-  maxFrameSize: 16_384,
-  maxHeaderListSize: 64 * 1024,
-};
-const DEFAULT_WINDOW = 65_535;
-const MAX_WINDOW = 2 ** 31 - 1;
-/** Control frames a peer makes us queue while not reading (PING, SETTINGS acks) stop here. */
-const MAX_UNREAD_BYTES = 4 * 1024 * 1024;
-
-/** Streams a peer may reset at once, and per second after that (nghttp2's defaults). */
-const RESET_BURST = 1000;
-const RESETS_PER_SECOND = 33;
-/** CONTINUATION frames one header block may take. */
-const MAX_CONTINUATIONS = 64;
-
-const EMPTY = Buffer.alloc(0);
-
-export interface RequestHead {
-  method: string;
-  path: string;
-  scheme: string;
-  authority: string;
-  /** Regular header fields; repeated names joined with ", ". */
-  headers: Record<string, string>;
+/** What a connection allows a peer; each has a reason in README.md. */
+export interface H2Limits {
+  /** Streams open at once (announced as SETTINGS_MAX_CONCURRENT_STREAMS). */
+  maxConcurrentStreams: number;
+  /** Largest decoded header list; past it a request is answered 431. */
+  maxHeaderListSize: number;
+  /** Entries one SETTINGS frame may carry. */
+  maxSettingsPerFrame: number;
+  /** CONTINUATION frames one header block may take. */
+  maxContinuations: number;
+  /** Streams reset, by either side because of the peer, at once and per second after that. */
+  resetBurst: number;
+  resetsPerSecond: number;
+  /** Frames that carry nothing (empty DATA without END_STREAM), at once and per second. */
+  emptyFrameBurst: number;
+  emptyFramesPerSecond: number;
+  /** Bytes of control frames (PING and SETTINGS acks, resets) queued for a peer that does not read. */
+  maxUnreadControlBytes: number;
 }
 
-export type RequestHandler = (stream: H2Stream, head: RequestHead) => void;
+export const DEFAULT_H2_LIMITS: H2Limits = {
+  maxConcurrentStreams: 1000,
+  maxHeaderListSize: 64 * 1024,
+  maxSettingsPerFrame: 32,
+  maxContinuations: 64,
+  resetBurst: 1000,
+  resetsPerSecond: 33,
+  emptyFrameBurst: 1000,
+  emptyFramesPerSecond: 100,
+  maxUnreadControlBytes: 4 * 1024 * 1024,
+};
+
+/** Receive windows, per stream and per connection: HTTP/2's defaults (see README.md). */
+const STREAM_WINDOW = 65_535;
+const CONNECTION_WINDOW = 65_535;
+const HEADER_TABLE_SIZE = 4096;
+const MAX_FRAME_SIZE = 16_384;
+const DEFAULT_WINDOW = 65_535;
+const MAX_WINDOW = 2 ** 31 - 1;
+/** Stream ids remembered as reset (by us or by the peer) to answer late frames on them rightly. */
+const REMEMBERED_RESETS = 1024;
+/** After GOAWAY, how long a peer that keeps its side open is waited for. */
+const CLOSE_GRACE_MS = 2000;
+/**
+ * Requests one connection may start per event-loop turn. Starting one runs
+ * its handler; a peer pipelining thousands of them in one write would
+ * otherwise hold the loop for every other connection until it is done.
+ */
+const REQUESTS_PER_TURN = 32;
+
+const EMPTY = Buffer.alloc(0);
+/** No input held: shared by every connection until one holds some. */
+const NO_INPUT: readonly Buffer[] = Object.freeze([]);
+const LIVENESS_PING = Buffer.from("chorus:?");
+
+export type RequestHandler = (stream: H2Stream, head: RequestHead) => void | Promise<void>;
+
+export interface ConnectionHooks {
+  /** A request's headers arrived. A throw or a rejection fails that stream only. */
+  onRequest: RequestHandler;
+  /** A failure of ours while serving this connection (for the log). */
+  onError(error: unknown, context: string): void;
+}
 
 class ConnectionError extends Error {
   constructor(
@@ -100,31 +144,51 @@ function frameHeader(out: Buffer, length: number, type: number, flags: number, s
 
 export class H2Connection implements StreamOwner {
   private readonly streams = new Map<number, H2Stream>();
-  private readonly decoder = new HpackDecoder(LOCAL.headerTableSize, LOCAL.maxHeaderListSize);
-  private input: Buffer = EMPTY;
+  private readonly decoder: HpackDecoder;
+  /** Received bytes not yet making a whole frame. */
+  private input = NO_INPUT as Buffer[];
+  private inputBytes = 0;
   /** Preface bytes still to check. */
   private prefaceAt = 0;
+  /** The first frame after the preface must be SETTINGS (§3.4). */
+  private settingsSeen = false;
   private lastStreamId = 0;
   /** A header block still waiting for its CONTINUATION frames. */
-  private headerBlock: { streamId: number; endStream: boolean; chunks: Buffer[]; size: number } | undefined;
+  private headerBlock: { streamId: number; endStream: boolean; selfDependent: boolean; chunks: Buffer[]; size: number } | undefined;
   private sendWindow = DEFAULT_WINDOW;
   private peerStreamWindow = DEFAULT_WINDOW;
   private peerMaxFrameSize = 16_384;
-  private recvWindow = LOCAL.connectionWindow;
+  private recvWindow = CONNECTION_WINDOW;
   private unacked = 0;
-  private resetBudget = RESET_BURST;
-  private resetCheckedAt = 0;
+  /** Made on first use: most connections never reset a stream. */
+  private resets: RateLimit | undefined;
+  private emptyFrames: RateLimit | undefined;
+  private resetByUs: Set<number> | undefined;
+  private resetByPeer: Set<number> | undefined;
+  /** Ranges of stream ids the peer skipped (never opened): frames on them are not on closed streams. */
+  private skipped: Array<[number, number]> | undefined;
   private goingAway = false;
   private closed = false;
   /** Streams waiting for the connection window. */
   private blocked: Set<H2Stream> | undefined;
   /** Streams waiting for the socket to drain. */
   private draining: Set<H2Stream> | undefined;
+  /** When the connection last had no stream open (Date.now()), 0 while one is. */
+  idleSince = Date.now();
+  /** Whether a request has been received: the handshake is complete. */
+  requestSeen = false;
+  /** When a liveness PING was sent and not yet answered (0: none). */
+  pingSentAt = 0;
+  /** Requests started from the current chunk of input; past REQUESTS_PER_TURN reading waits for the next turn. */
+  private startedThisTurn = 0;
+  private yielded = false;
 
   constructor(
     private readonly socket: net.Socket,
-    private readonly onRequest: RequestHandler,
+    private readonly hooks: ConnectionHooks,
+    private readonly limits: H2Limits = DEFAULT_H2_LIMITS,
   ) {
+    this.decoder = new HpackDecoder(HEADER_TABLE_SIZE, limits.maxHeaderListSize);
     socket.on("data", this.onBytes);
     socket.on("drain", this.onSocketDrain);
     socket.once("close", this.onSocketClose);
@@ -135,6 +199,19 @@ export class H2Connection implements StreamOwner {
     return this.socket.writableNeedDrain;
   }
 
+  /** The peer's address, for the log. */
+  get peer(): string {
+    return `${this.socket.remoteAddress}:${this.socket.remotePort}`;
+  }
+
+  get openStreams(): number {
+    return this.streams.size;
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
   /** Graceful close: no new streams; the connection ends when the open ones have. */
   goAway(): void {
     if (this.goingAway || this.closed) return;
@@ -143,39 +220,105 @@ export class H2Connection implements StreamOwner {
     if (this.streams.size === 0) this.socket.end();
   }
 
+  /** Ends the connection now: GOAWAY with `code`, every stream closed; the socket goes after `graceMs`. */
+  terminate(code: number, reason: string, graceMs = CLOSE_GRACE_MS): void {
+    if (this.closed) return;
+    this.sendGoAway(code, reason);
+    this.closed = true;
+    this.socket.end();
+    // A peer that never closes its side is not waited for.
+    setTimeout(() => this.socket.destroy(), graceMs).unref();
+    this.closeStreams();
+  }
+
+  /** Asks the peer to prove it is there (PING); the listener ends the connection if no answer comes. */
+  probe(): void {
+    if (this.pingSentAt !== 0 || this.closed) return;
+    this.pingSentAt = Date.now();
+    this.control(FRAME.PING, 0, 0, LIVENESS_PING);
+  }
+
   // ---- reading ----
 
   private readonly onBytes = (chunk: Buffer): void => {
-    let buf = this.input.length ? Buffer.concat([this.input, chunk]) : chunk;
-    let pos = 0;
+    if (!this.yielded) this.startedThisTurn = 0;
     try {
-      if (this.prefaceAt < PREFACE.length) {
-        const n = Math.min(buf.length, PREFACE.length - this.prefaceAt);
-        if (!buf.subarray(0, n).equals(PREFACE.subarray(this.prefaceAt, this.prefaceAt + n))) throw new ConnectionError(H2_ERROR.PROTOCOL_ERROR, "bad connection preface");
-        this.prefaceAt += n;
-        pos = n;
-      }
-      while (buf.length - pos >= 9 && !this.closed) {
-        const length = buf.readUIntBE(pos, 3);
-        if (length > LOCAL.maxFrameSize) throw new ConnectionError(H2_ERROR.FRAME_SIZE_ERROR, `frame of ${length} bytes exceeds ${LOCAL.maxFrameSize}`);
-        if (buf.length - pos < 9 + length) break;
-        const type = buf[pos + 3]!;
-        const flags = buf[pos + 4]!;
-        const streamId = buf.readUInt32BE(pos + 5) & 0x7fffffff;
-        const payload = buf.subarray(pos + 9, pos + 9 + length);
-        pos += 9 + length;
-        this.frame(type, flags, streamId, payload);
-      }
+      this.read(chunk);
     } catch (error) {
-      if (!(error instanceof ConnectionError)) throw error;
-      return this.fail(error.code, error.message);
+      if (error instanceof ConnectionError) return this.terminate(error.code, error.message);
+      this.hooks.onError(error, `reading frames from ${this.peer}`);
+      this.terminate(H2_ERROR.INTERNAL_ERROR, "internal error");
     }
-    if (pos === buf.length) buf = EMPTY;
-    else if (pos > 0) buf = buf.subarray(pos);
-    this.input = buf;
   };
 
+  private read(chunk: Buffer): void {
+    if (this.closed) return;
+    let buf: Buffer;
+    if (this.inputBytes === 0) buf = chunk;
+    else {
+      // Gather small pieces until a whole frame (or header) is there: a peer
+      // trickling bytes costs one copy per frame, not one per piece.
+      this.input.push(chunk);
+      this.inputBytes += chunk.length;
+      if (this.inputBytes < this.needed()) return;
+      buf = Buffer.concat(this.input, this.inputBytes);
+      this.input = NO_INPUT as Buffer[];
+      this.inputBytes = 0;
+    }
+    let pos = 0;
+    if (this.prefaceAt < PREFACE.length) {
+      const n = Math.min(buf.length, PREFACE.length - this.prefaceAt);
+      if (!buf.subarray(0, n).equals(PREFACE.subarray(this.prefaceAt, this.prefaceAt + n))) throw new ConnectionError(H2_ERROR.PROTOCOL_ERROR, "bad connection preface");
+      this.prefaceAt += n;
+      pos = n;
+    }
+    while (buf.length - pos >= 9 && !this.closed) {
+      if (this.startedThisTurn >= REQUESTS_PER_TURN) {
+        this.yieldTurn();
+        break;
+      }
+      const length = buf.readUIntBE(pos, 3);
+      if (length > MAX_FRAME_SIZE) throw new ConnectionError(H2_ERROR.FRAME_SIZE_ERROR, `frame of ${length} bytes exceeds ${MAX_FRAME_SIZE}`);
+      if (buf.length - pos < 9 + length) break;
+      const type = buf[pos + 3]!;
+      const flags = buf[pos + 4]!;
+      const streamId = buf.readUInt32BE(pos + 5) & 0x7fffffff;
+      const payload = buf.subarray(pos + 9, pos + 9 + length);
+      pos += 9 + length;
+      this.frame(type, flags, streamId, payload);
+    }
+    if (pos < buf.length && !this.closed) {
+      this.input = [pos === 0 ? buf : buf.subarray(pos)];
+      this.inputBytes = buf.length - pos;
+    }
+  }
+
+  /** Lets other connections run: reading resumes (with what is buffered) in the next turn. */
+  private yieldTurn(): void {
+    if (this.yielded) return;
+    this.yielded = true;
+    this.socket.pause();
+    setImmediate(() => {
+      this.yielded = false;
+      if (this.closed) return;
+      this.socket.resume();
+      this.onBytes(EMPTY);
+    });
+  }
+
+  /** Bytes the gathered input must reach before it is worth parsing. */
+  private needed(): number {
+    if (this.prefaceAt < PREFACE.length) return 1;
+    const first = this.input[0]!;
+    if (this.inputBytes < 9 || first.length < 3) return 9;
+    return 9 + first.readUIntBE(0, 3);
+  }
+
   private frame(type: number, flags: number, streamId: number, payload: Buffer): void {
+    if (!this.settingsSeen) {
+      if (type !== FRAME.SETTINGS || flags & ACK) throw new ConnectionError(H2_ERROR.PROTOCOL_ERROR, "the connection must start with SETTINGS");
+      this.settingsSeen = true;
+    }
     if (this.headerBlock && type !== FRAME.CONTINUATION) throw new ConnectionError(H2_ERROR.PROTOCOL_ERROR, "header block interrupted");
     switch (type) {
       case FRAME.DATA:
@@ -185,29 +328,25 @@ export class H2Connection implements StreamOwner {
       case FRAME.CONTINUATION:
         return this.onContinuation(flags, streamId, payload);
       case FRAME.PRIORITY:
-        if (payload.length !== 5) throw new ConnectionError(H2_ERROR.FRAME_SIZE_ERROR, "PRIORITY frame of the wrong size");
-        return;
+        return this.onPriority(streamId, payload);
       case FRAME.RST_STREAM:
-        if (streamId === 0) throw new ConnectionError(H2_ERROR.PROTOCOL_ERROR, "RST_STREAM on stream 0");
-        if (payload.length !== 4) throw new ConnectionError(H2_ERROR.FRAME_SIZE_ERROR, "RST_STREAM frame of the wrong size");
-        if (streamId > this.lastStreamId) throw new ConnectionError(H2_ERROR.PROTOCOL_ERROR, "RST_STREAM on an idle stream");
-        return this.onReset(streamId, payload.readUInt32BE(0));
+        return this.onReset(streamId, payload);
       case FRAME.SETTINGS:
         return this.onSettings(flags, streamId, payload);
       case FRAME.PUSH_PROMISE:
         throw new ConnectionError(H2_ERROR.PROTOCOL_ERROR, "clients may not push");
       case FRAME.PING:
-        if (streamId !== 0) throw new ConnectionError(H2_ERROR.PROTOCOL_ERROR, "PING on a stream");
-        if (payload.length !== 8) throw new ConnectionError(H2_ERROR.FRAME_SIZE_ERROR, "PING frame of the wrong size");
-        if (!(flags & ACK)) this.control(FRAME.PING, ACK, 0, payload);
-        return;
+        return this.onPing(flags, streamId, payload);
       case FRAME.GOAWAY:
+        if (streamId !== 0) throw new ConnectionError(H2_ERROR.PROTOCOL_ERROR, "GOAWAY on a stream");
+        if (payload.length < 8) throw new ConnectionError(H2_ERROR.FRAME_SIZE_ERROR, "GOAWAY too short");
         // The peer opens no more streams; the open ones finish as usual.
+        if (this.streams.size === 0) this.goAway();
         return;
       case FRAME.WINDOW_UPDATE:
         return this.onWindowUpdate(streamId, payload);
       default:
-        return; // unknown frame types are ignored (RFC 9113 §4.1)
+        return; // unknown frame types are ignored (§4.1)
     }
   }
 
@@ -216,31 +355,46 @@ export class H2Connection implements StreamOwner {
     const data = unpad(flags, payload);
     this.recvWindow -= payload.length;
     if (this.recvWindow < 0) throw new ConnectionError(H2_ERROR.FLOW_CONTROL_ERROR, "connection receive window exceeded");
+    const endStream = (flags & END_STREAM) !== 0;
+    if (payload.length === 0 && !endStream) this.spendEmpty();
     const stream = this.streams.get(streamId);
-    if (!stream || stream.remoteEnded) {
+    if (!stream) {
       if (streamId > this.lastStreamId) throw new ConnectionError(H2_ERROR.PROTOCOL_ERROR, "DATA on an idle stream");
+      // Closed streams still count against the connection window (§6.9).
       this.returnWindow(payload.length);
-      // A stream we closed may still have DATA in flight: ignored. After END_STREAM it is an error.
-      stream?.reset(H2_ERROR.STREAM_CLOSED);
-      return;
+      return this.onClosedStream(streamId, "DATA");
+    }
+    if (stream.remoteEnded) {
+      this.returnWindow(payload.length);
+      return this.resetStream(streamId, H2_ERROR.STREAM_CLOSED); // half-closed (remote), §5.1
     }
     stream.recvWindow -= payload.length;
     if (stream.recvWindow < 0) {
       this.returnWindow(payload.length);
-      return stream.reset(H2_ERROR.FLOW_CONTROL_ERROR);
+      return this.resetStream(streamId, H2_ERROR.FLOW_CONTROL_ERROR);
     }
     if (data.length < payload.length) this.consumed(stream, payload.length - data.length); // padding
-    stream.received(data, (flags & END_STREAM) !== 0);
+    stream.received(data, endStream);
   }
 
   private onHeaders(flags: number, streamId: number, payload: Buffer): void {
     if (streamId === 0) throw new ConnectionError(H2_ERROR.PROTOCOL_ERROR, "HEADERS on stream 0");
-    let block = unpad(flags, payload);
+    let block = payload;
+    let padding = 0;
+    if (flags & PADDED) {
+      if (block.length < 1) throw new ConnectionError(H2_ERROR.FRAME_SIZE_ERROR, "HEADERS too short for its padding");
+      padding = block[0]!;
+      block = block.subarray(1);
+    }
+    let selfDependent = false;
     if (flags & PRIORITY) {
       if (block.length < 5) throw new ConnectionError(H2_ERROR.FRAME_SIZE_ERROR, "HEADERS too short for its priority");
+      selfDependent = (block.readUInt32BE(0) & 0x7fffffff) === streamId;
       block = block.subarray(5);
     }
-    this.headerBlock = { streamId, endStream: (flags & END_STREAM) !== 0, chunks: [block], size: block.length };
+    if (padding > block.length) throw new ConnectionError(H2_ERROR.PROTOCOL_ERROR, "padding exceeds the frame");
+    block = block.subarray(0, block.length - padding);
+    this.headerBlock = { streamId, endStream: (flags & END_STREAM) !== 0, selfDependent, chunks: [block], size: block.length };
     if (flags & END_HEADERS) this.endHeaders();
   }
 
@@ -250,13 +404,14 @@ export class H2Connection implements StreamOwner {
     block.chunks.push(payload);
     block.size += payload.length;
     // Empty CONTINUATION frames would never reach the size limit: their count has one too.
-    if (block.size > LOCAL.maxHeaderListSize || block.chunks.length > MAX_CONTINUATIONS) throw new ConnectionError(H2_ERROR.ENHANCE_YOUR_CALM, "header block too large");
+    if (block.size > this.limits.maxHeaderListSize || block.chunks.length > this.limits.maxContinuations) throw new ConnectionError(H2_ERROR.ENHANCE_YOUR_CALM, "header block too large");
     if (flags & END_HEADERS) this.endHeaders();
   }
 
   private endHeaders(): void {
-    const { streamId, endStream, chunks } = this.headerBlock!;
+    const { streamId, endStream, selfDependent, chunks } = this.headerBlock!;
     this.headerBlock = undefined;
+    // Every block is decoded, even one about to be refused: HPACK state is the connection's.
     let decoded;
     try {
       decoded = this.decoder.decode(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks));
@@ -266,39 +421,83 @@ export class H2Connection implements StreamOwner {
     }
     const existing = this.streams.get(streamId);
     if (existing) {
-      // Request trailers: they must end the stream. Chorus has no use for their fields.
-      if (!endStream || existing.remoteEnded) return existing.reset(H2_ERROR.PROTOCOL_ERROR);
+      // A second HEADERS on an open stream is its trailers: they end it, and carry no pseudo-header (§8.1).
+      if (existing.remoteEnded) return this.resetStream(streamId, H2_ERROR.STREAM_CLOSED);
+      if (!endStream || decoded.oversized || trailersProblem(decoded.fields)) return this.resetStream(streamId, H2_ERROR.PROTOCOL_ERROR);
       return existing.received(EMPTY, true);
     }
-    if (streamId % 2 === 0 || streamId <= this.lastStreamId) throw new ConnectionError(H2_ERROR.PROTOCOL_ERROR, `HEADERS on stream ${streamId}, which cannot open now`);
+    if (streamId % 2 === 0) throw new ConnectionError(H2_ERROR.PROTOCOL_ERROR, `HEADERS on even stream ${streamId}`);
+    if (streamId <= this.lastStreamId) return this.onClosedStream(streamId, "HEADERS");
+    if (streamId > this.lastStreamId + 2) {
+      // Ids skipped are closed without ever being opened (§5.1.1).
+      (this.skipped ??= []).push([this.lastStreamId + 1, streamId - 1]);
+      if (this.skipped.length > 16) this.skipped.shift();
+    }
     this.lastStreamId = streamId;
-    if (this.goingAway || this.streams.size >= LOCAL.maxConcurrentStreams) return this.sendReset(streamId, H2_ERROR.REFUSED_STREAM);
-    const head = decoded.oversized ? undefined : requestHead(decoded.fields);
-    if (!decoded.oversized && !head) return this.sendReset(streamId, H2_ERROR.PROTOCOL_ERROR);
-    const stream = new H2Stream(this, streamId, this.peerStreamWindow, LOCAL.streamWindow, endStream);
-    this.streams.set(streamId, stream);
-    if (!head) {
+    this.requestSeen = true;
+    if (selfDependent) return this.resetStream(streamId, H2_ERROR.PROTOCOL_ERROR); // §5.3.1
+    if (this.goingAway || this.streams.size >= this.limits.maxConcurrentStreams) return this.resetStream(streamId, H2_ERROR.REFUSED_STREAM);
+    if (decoded.oversized) {
       // Too large to read: answered here, as nghttp2 does.
+      const stream = this.open(streamId, endStream, false, undefined);
       stream.respond([[":status", "431"]], true);
       return;
     }
-    this.onRequest(stream, head);
+    const result = requestHead(decoded.fields);
+    if ("malformed" in result) return this.resetStream(streamId, H2_ERROR.PROTOCOL_ERROR); // §8.1.1
+    const head = result.head;
+    if (endStream && head.contentLength !== undefined && head.contentLength !== 0) return this.resetStream(streamId, H2_ERROR.PROTOCOL_ERROR);
+    const stream = this.open(streamId, endStream, head.method === "HEAD", head.contentLength);
+    this.startedThisTurn++;
+    try {
+      const pending = this.hooks.onRequest(stream, head);
+      if (pending) pending.catch((error: unknown) => this.streamFailed(stream, error));
+    } catch (error) {
+      this.streamFailed(stream, error);
+    }
+  }
+
+  private open(streamId: number, endStream: boolean, bodyless: boolean, contentLength: number | undefined): H2Stream {
+    const stream = new H2Stream(this, streamId, this.peerStreamWindow, STREAM_WINDOW, endStream, bodyless, contentLength);
+    this.streams.set(streamId, stream);
+    this.idleSince = 0;
+    return stream;
+  }
+
+  /**
+   * A frame on a stream that is closed (§5.1): ignored when we reset the
+   * stream (the frame was in flight), a stream error after the peer reset
+   * it, a connection error STREAM_CLOSED when the peer had ended it, and
+   * PROTOCOL_ERROR for a stream id it never opened (§5.1.1).
+   */
+  private onClosedStream(streamId: number, what: string): void {
+    if (this.resetByUs?.has(streamId)) return;
+    if (this.resetByPeer?.has(streamId)) return this.resetStream(streamId, H2_ERROR.STREAM_CLOSED);
+    if (this.skipped?.some(([from, to]) => streamId >= from && streamId <= to)) throw new ConnectionError(H2_ERROR.PROTOCOL_ERROR, `${what} on stream ${streamId}, which was never opened`);
+    throw new ConnectionError(H2_ERROR.STREAM_CLOSED, `${what} on closed stream ${streamId}`);
+  }
+
+  private onPriority(streamId: number, payload: Buffer): void {
+    if (streamId === 0) throw new ConnectionError(H2_ERROR.PROTOCOL_ERROR, "PRIORITY on stream 0");
+    if (payload.length !== 5) return this.resetStream(streamId, H2_ERROR.FRAME_SIZE_ERROR); // §6.3: a stream error
+    // Priority signals are otherwise ignored (RFC 9113 deprecates them).
+    if ((payload.readUInt32BE(0) & 0x7fffffff) === streamId) this.resetStream(streamId, H2_ERROR.PROTOCOL_ERROR);
   }
 
   /**
    * The peer cancels a stream. Each cancelled request has cost a handler
    * call, and cancelling frees its slot under the concurrency limit, so
-   * cancellations are rate-limited (a token bucket): a client opening and
-   * resetting streams in a loop is told to calm down and disconnected.
+   * cancellations share one budget with the resets we send (see spendReset).
    */
-  private onReset(streamId: number, code: number): void {
+  private onReset(streamId: number, payload: Buffer): void {
+    if (streamId === 0) throw new ConnectionError(H2_ERROR.PROTOCOL_ERROR, "RST_STREAM on stream 0");
+    if (payload.length !== 4) throw new ConnectionError(H2_ERROR.FRAME_SIZE_ERROR, "RST_STREAM frame of the wrong size");
+    if (streamId > this.lastStreamId) throw new ConnectionError(H2_ERROR.PROTOCOL_ERROR, "RST_STREAM on an idle stream");
     const stream = this.streams.get(streamId);
     if (!stream) return;
-    const now = performance.now();
-    this.resetBudget = Math.min(RESET_BURST, this.resetBudget + ((now - this.resetCheckedAt) / 1000) * RESETS_PER_SECOND);
-    this.resetCheckedAt = now;
-    if (--this.resetBudget < 0) throw new ConnectionError(H2_ERROR.ENHANCE_YOUR_CALM, "too many streams reset");
-    stream.close(code);
+    if (!this.spendReset()) return;
+    this.remember((this.resetByPeer ??= new Set()), streamId);
+    stream.close(payload.readUInt32BE(0));
   }
 
   private onSettings(flags: number, streamId: number, payload: Buffer): void {
@@ -308,19 +507,15 @@ export class H2Connection implements StreamOwner {
       return;
     }
     if (payload.length % 6 !== 0) throw new ConnectionError(H2_ERROR.FRAME_SIZE_ERROR, "SETTINGS of the wrong size");
+    if (payload.length / 6 > this.limits.maxSettingsPerFrame) throw new ConnectionError(H2_ERROR.ENHANCE_YOUR_CALM, "too many settings in one frame");
+    let initialWindow: number | undefined;
     for (let pos = 0; pos < payload.length; pos += 6) {
       const id = payload.readUInt16BE(pos);
       const value = payload.readUInt32BE(pos + 2);
       if (id === SETTING.ENABLE_PUSH && value > 1) throw new ConnectionError(H2_ERROR.PROTOCOL_ERROR, "ENABLE_PUSH must be 0 or 1");
       if (id === SETTING.INITIAL_WINDOW_SIZE) {
         if (value > MAX_WINDOW) throw new ConnectionError(H2_ERROR.FLOW_CONTROL_ERROR, "INITIAL_WINDOW_SIZE too large");
-        const delta = value - this.peerStreamWindow;
-        this.peerStreamWindow = value;
-        for (const stream of this.streams.values()) {
-          stream.sendWindow += delta;
-          if (stream.sendWindow > MAX_WINDOW) throw new ConnectionError(H2_ERROR.FLOW_CONTROL_ERROR, "stream window overflow");
-        }
-        if (delta > 0) for (const stream of [...this.streams.values()]) stream.flush();
+        initialWindow = value;
       }
       if (id === SETTING.MAX_FRAME_SIZE) {
         if (value < 16_384 || value > 16_777_215) throw new ConnectionError(H2_ERROR.PROTOCOL_ERROR, "MAX_FRAME_SIZE out of range");
@@ -328,7 +523,24 @@ export class H2Connection implements StreamOwner {
       }
       // HEADER_TABLE_SIZE: responses are never indexed. MAX_CONCURRENT_STREAMS: we never push.
     }
+    // Applied once per frame, however often the frame repeats it: the streams are walked once.
+    if (initialWindow !== undefined && initialWindow !== this.peerStreamWindow) {
+      const delta = initialWindow - this.peerStreamWindow;
+      this.peerStreamWindow = initialWindow;
+      for (const stream of this.streams.values()) {
+        stream.sendWindow += delta;
+        if (stream.sendWindow > MAX_WINDOW) throw new ConnectionError(H2_ERROR.FLOW_CONTROL_ERROR, "stream window overflow");
+      }
+      if (delta > 0) for (const stream of [...this.streams.values()]) stream.flush();
+    }
     this.control(FRAME.SETTINGS, ACK, 0, EMPTY);
+  }
+
+  private onPing(flags: number, streamId: number, payload: Buffer): void {
+    if (streamId !== 0) throw new ConnectionError(H2_ERROR.PROTOCOL_ERROR, "PING on a stream");
+    if (payload.length !== 8) throw new ConnectionError(H2_ERROR.FRAME_SIZE_ERROR, "PING frame of the wrong size");
+    if (!(flags & ACK)) return this.control(FRAME.PING, ACK, 0, payload);
+    if (payload.equals(LIVENESS_PING)) this.pingSentAt = 0;
   }
 
   private onWindowUpdate(streamId: number, payload: Buffer): void {
@@ -346,11 +558,11 @@ export class H2Connection implements StreamOwner {
     const stream = this.streams.get(streamId);
     if (!stream) {
       if (streamId > this.lastStreamId) throw new ConnectionError(H2_ERROR.PROTOCOL_ERROR, "WINDOW_UPDATE on an idle stream");
-      return;
+      return; // closed: may still be in flight (§5.1)
     }
-    if (increment === 0) return stream.reset(H2_ERROR.PROTOCOL_ERROR);
+    if (increment === 0) return this.resetStream(streamId, H2_ERROR.PROTOCOL_ERROR);
     stream.sendWindow += increment;
-    if (stream.sendWindow > MAX_WINDOW) return stream.reset(H2_ERROR.FLOW_CONTROL_ERROR);
+    if (stream.sendWindow > MAX_WINDOW) return this.resetStream(streamId, H2_ERROR.FLOW_CONTROL_ERROR);
     stream.flush();
   }
 
@@ -392,7 +604,7 @@ export class H2Connection implements StreamOwner {
     this.returnWindow(bytes);
     if (stream.remoteEnded || stream.isClosed) return;
     stream.unacked += bytes;
-    if (stream.unacked >= LOCAL.streamWindow / 2) {
+    if (stream.unacked >= STREAM_WINDOW / 2) {
       this.control(FRAME.WINDOW_UPDATE, 0, stream.id, uint32(stream.unacked));
       stream.recvWindow += stream.unacked;
       stream.unacked = 0;
@@ -409,7 +621,7 @@ export class H2Connection implements StreamOwner {
   }
 
   reset(stream: H2Stream, code: number): void {
-    this.sendReset(stream.id, code);
+    this.resetStream(stream.id, code);
     stream.close();
   }
 
@@ -417,14 +629,38 @@ export class H2Connection implements StreamOwner {
     this.streams.delete(stream.id);
     this.blocked?.delete(stream);
     this.draining?.delete(stream);
-    if (this.goingAway && this.streams.size === 0 && !this.closed) this.socket.end();
+    if (this.streams.size === 0) {
+      this.idleSince = Date.now();
+      if (this.goingAway && !this.closed) this.socket.end();
+    }
+  }
+
+  /** A handler failed while serving `stream`: that stream is reset, the connection goes on. */
+  streamFailed(stream: H2Stream, error: unknown): void {
+    this.hooks.onError(error, `serving stream ${stream.id} of ${this.peer}`);
+    stream.reset(H2_ERROR.INTERNAL_ERROR);
   }
 
   // ---- writing ----
 
+  /**
+   * Every frame goes out through here. The socket is corked at the first
+   * frame of a turn and uncorked when the turn's work is done, so what one
+   * turn writes to a connection (a response's HEADERS, DATA and trailers;
+   * the answers to many calls; a flush's frames) leaves in one system call.
+   */
+  private send(frame: Buffer): void {
+    const socket = this.socket;
+    if (socket.writableCorked === 0) {
+      socket.cork();
+      if (corked.push(socket) === 1) process.nextTick(uncorkAll);
+    }
+    socket.write(frame);
+  }
+
   private writeData(streamId: number, payload: Buffer, flags: number): void {
     if (flags === 0 && payload === sharedPayload && streamId === sharedStreamId) {
-      this.socket.write(sharedFrame);
+      this.send(sharedFrame);
       return;
     }
     const frame = Buffer.allocUnsafe(9 + payload.length);
@@ -435,28 +671,28 @@ export class H2Connection implements StreamOwner {
       sharedStreamId = streamId;
       sharedFrame = frame;
     }
-    this.socket.write(frame);
+    this.send(frame);
   }
 
   private write(type: number, flags: number, streamId: number, payload: Buffer): void {
     const frame = Buffer.allocUnsafe(9 + payload.length);
     frameHeader(frame, payload.length, type, flags, streamId);
     payload.copy(frame, 9);
-    this.socket.write(frame);
+    this.send(frame);
   }
 
   /** A frame the peer's own behaviour makes us send: refused when it is not reading what it asks for. */
   private control(type: number, flags: number, streamId: number, payload: Buffer): void {
     if (this.closed) return;
-    if (this.socket.writableLength > MAX_UNREAD_BYTES) return this.fail(H2_ERROR.ENHANCE_YOUR_CALM, "peer is not reading");
+    if (this.socket.writableLength > this.limits.maxUnreadControlBytes) return this.terminate(H2_ERROR.ENHANCE_YOUR_CALM, "peer is not reading");
     this.write(type, flags, streamId, payload);
   }
 
   private sendSettings(): void {
     const settings: Array<[number, number]> = [
-      [SETTING.MAX_CONCURRENT_STREAMS, LOCAL.maxConcurrentStreams],
-      [SETTING.INITIAL_WINDOW_SIZE, LOCAL.streamWindow],
-      [SETTING.MAX_HEADER_LIST_SIZE, LOCAL.maxHeaderListSize],
+      [SETTING.MAX_CONCURRENT_STREAMS, this.limits.maxConcurrentStreams],
+      [SETTING.INITIAL_WINDOW_SIZE, STREAM_WINDOW],
+      [SETTING.MAX_HEADER_LIST_SIZE, this.limits.maxHeaderListSize],
       [SETTING.ENABLE_PUSH, 0],
     ];
     const payload = Buffer.alloc(settings.length * 6);
@@ -465,11 +701,40 @@ export class H2Connection implements StreamOwner {
       payload.writeUInt32BE(value, i * 6 + 2);
     });
     this.write(FRAME.SETTINGS, 0, 0, payload);
-    if (LOCAL.connectionWindow > DEFAULT_WINDOW) this.write(FRAME.WINDOW_UPDATE, 0, 0, uint32(LOCAL.connectionWindow - DEFAULT_WINDOW));
   }
 
-  private sendReset(streamId: number, code: number): void {
-    if (!this.closed) this.control(FRAME.RST_STREAM, 0, streamId, uint32(code));
+  /**
+   * RST_STREAM for a stream error. Every reset the peer makes us send
+   * (malformed requests, bad window updates, refused streams …) is spent
+   * from the same budget as the resets it sends itself: otherwise a peer
+   * could have the server reset streams for it in a loop, each after its
+   * handler ran ("MadeYouReset").
+   */
+  private resetStream(streamId: number, code: number): void {
+    if (this.closed) return;
+    this.remember((this.resetByUs ??= new Set()), streamId);
+    const stream = this.streams.get(streamId);
+    if (!this.spendReset()) return;
+    this.control(FRAME.RST_STREAM, 0, streamId, uint32(code));
+    stream?.close();
+  }
+
+  /** Takes one reset from the budget; when it is spent the connection ends (ENHANCE_YOUR_CALM). */
+  private spendReset(): boolean {
+    this.resets ??= new RateLimit(this.limits.resetsPerSecond, this.limits.resetBurst);
+    if (this.resets.take()) return true;
+    this.terminate(H2_ERROR.ENHANCE_YOUR_CALM, "too many streams reset");
+    return false;
+  }
+
+  private spendEmpty(): void {
+    this.emptyFrames ??= new RateLimit(this.limits.emptyFramesPerSecond, this.limits.emptyFrameBurst);
+    if (!this.emptyFrames.take()) throw new ConnectionError(H2_ERROR.ENHANCE_YOUR_CALM, "too many empty frames");
+  }
+
+  private remember(set: Set<number>, streamId: number): void {
+    set.add(streamId);
+    if (set.size > REMEMBERED_RESETS) set.delete(set.values().next().value!);
   }
 
   private sendGoAway(code: number, reason: string): void {
@@ -482,22 +747,11 @@ export class H2Connection implements StreamOwner {
 
   private returnWindow(bytes: number): void {
     this.unacked += bytes;
-    if (this.unacked >= LOCAL.connectionWindow / 2) {
+    if (this.unacked >= CONNECTION_WINDOW / 2) {
       this.control(FRAME.WINDOW_UPDATE, 0, 0, uint32(this.unacked));
       this.recvWindow += this.unacked;
       this.unacked = 0;
     }
-  }
-
-  /** A connection error: GOAWAY with its code, then the connection ends. */
-  private fail(code: number, reason: string): void {
-    if (this.closed) return;
-    this.sendGoAway(code, reason);
-    this.closed = true;
-    this.socket.end();
-    // A peer that never closes its side is not waited for.
-    setTimeout(() => this.socket.destroy(), 2000).unref();
-    this.closeStreams();
   }
 
   private readonly onSocketDrain = (): void => {
@@ -526,28 +780,4 @@ function uint32(value: number): Buffer {
   const out = Buffer.allocUnsafe(4);
   out.writeUInt32BE(value, 0);
   return out;
-}
-
-/** Pseudo-headers and fields of a request, or undefined when it is malformed (RFC 9113 §8.3). */
-function requestHead(fields: Array<[string, string]>): RequestHead | undefined {
-  const head: RequestHead = { method: "", path: "", scheme: "", authority: "", headers: {} };
-  let regular = false;
-  for (const [name, value] of fields) {
-    if (name.startsWith(":")) {
-      if (regular) return undefined;
-      if (name === ":method") head.method = value;
-      else if (name === ":path") head.path = value;
-      else if (name === ":scheme") head.scheme = value;
-      else if (name === ":authority") head.authority = value;
-      else return undefined;
-      continue;
-    }
-    regular = true;
-    if (name !== name.toLowerCase() || name === "connection") return undefined;
-    const previous = head.headers[name];
-    head.headers[name] = previous === undefined ? value : `${previous}${name === "cookie" ? "; " : ", "}${value}`;
-  }
-  if (!head.method || !head.path || !head.scheme) return undefined;
-  if (!head.authority) head.authority = head.headers.host ?? "";
-  return head;
 }

@@ -1,14 +1,7 @@
+import type { ServerStream, StreamListener } from "../server-stream.js";
 import type { HeaderField } from "./hpack.js";
 
-/** What a stream tells whoever serves it: one object, not four closures. */
-export interface StreamListener {
-  onData(chunk: Buffer): void;
-  onEnd(): void;
-  /** The stream takes writes again after write() returned false. */
-  onDrain(): void;
-  /** The stream is gone: ended both ways, reset, or its connection closed. */
-  onClose(): void;
-}
+export type { StreamListener } from "../server-stream.js";
 
 /** The stream's side of its connection: framing, windows and the socket. */
 export interface StreamOwner {
@@ -23,9 +16,14 @@ export interface StreamOwner {
   readonly socketFull: boolean;
   reset(stream: H2Stream, code: number): void;
   removed(stream: H2Stream): void;
+  /** A listener threw: the stream is reset and the failure logged; nothing reaches the connection. */
+  streamFailed(stream: H2Stream, error: unknown): void;
+  /** Asks the peer to prove it is alive (a PING it must answer). */
+  probe(): void;
 }
 
 const NO_ERROR = 0;
+const PROTOCOL_ERROR = 1;
 /** Bytes waiting for the windows before write() asks the writer to wait. */
 const HIGH_WATER = 16 * 1024;
 
@@ -37,7 +35,7 @@ const HIGH_WATER = 16 * 1024;
  * through the connection's windows: what they do not take waits here,
  * and write() says false until it has gone.
  */
-export class H2Stream {
+export class H2Stream implements ServerStream {
   sendWindow: number;
   /** Receive window the peer still has on this stream. */
   recvWindow: number;
@@ -58,6 +56,8 @@ export class H2Stream {
   private needDrain = false;
   /** The peer's RST_STREAM code, when it reset the stream. */
   resetCode: number | undefined;
+  /** Body bytes received, checked against the request's content-length (§8.1.1). */
+  private receivedLength = 0;
 
   constructor(
     private readonly owner: StreamOwner,
@@ -65,10 +65,18 @@ export class H2Stream {
     sendWindow: number,
     recvWindow: number,
     remoteEnded: boolean,
+    /** A response to HEAD: its body is never sent (§8.1). */
+    private readonly bodyless = false,
+    private readonly contentLength: number | undefined = undefined,
   ) {
     this.sendWindow = sendWindow;
     this.recvWindow = recvWindow;
     this.remoteEnded = remoteEnded;
+  }
+
+  /** Asks the peer of this stream's connection to prove it is alive. */
+  probeConnection(): void {
+    this.owner.probe();
   }
 
   get isClosed(): boolean {
@@ -86,7 +94,7 @@ export class H2Stream {
       const chunk = this.inbox.shift()!;
       if (this.inbox.length === 0) this.inbox = undefined;
       this.owner.consumed(this, chunk.length);
-      this.listener?.onData(chunk);
+      this.deliverData(chunk);
     }
     if (!this.paused) this.deliverEnd();
   }
@@ -105,12 +113,19 @@ export class H2Stream {
   // ---- request side, fed by the connection ----
 
   received(data: Buffer, endStream: boolean): void {
+    if (this.contentLength !== undefined) {
+      this.receivedLength += data.length;
+      if (this.receivedLength > this.contentLength || (endStream && this.receivedLength !== this.contentLength)) {
+        this.owner.consumed(this, data.length);
+        return this.reset(PROTOCOL_ERROR); // the body disagrees with its content-length: malformed
+      }
+    }
     if (data.length > 0) {
       if (this.discarding) this.owner.consumed(this, data.length);
       else if (this.paused || this.inbox) (this.inbox ??= []).push(data);
       else {
         this.owner.consumed(this, data.length);
-        this.listener?.onData(data);
+        this.deliverData(data);
       }
     }
     if (endStream) {
@@ -120,9 +135,30 @@ export class H2Stream {
   }
 
   private deliverEnd(): void {
-    if (!this.remoteEnded || this.endDelivered || this.inbox) return;
+    if (!this.remoteEnded || this.endDelivered || this.inbox || this.closed) return;
     this.endDelivered = true;
-    this.listener?.onEnd();
+    try {
+      this.listener?.onEnd();
+    } catch (error) {
+      this.owner.streamFailed(this, error);
+    }
+  }
+
+  /** Listener calls run inside the stream's boundary: a throw fails this stream, nothing else. */
+  private deliverData(chunk: Buffer): void {
+    try {
+      this.listener?.onData(chunk);
+    } catch (error) {
+      this.owner.streamFailed(this, error);
+    }
+  }
+
+  private deliverDrain(): void {
+    try {
+      this.listener?.onDrain();
+    } catch (error) {
+      this.owner.streamFailed(this, error);
+    }
   }
 
   // ---- response side ----
@@ -143,7 +179,7 @@ export class H2Stream {
    * streams give, so a reader keeping up is not paused at every window).
    */
   write(chunk: Buffer): boolean {
-    if (this.localEnded || this.closed) return true;
+    if (this.localEnded || this.closed || this.bodyless) return true;
     if (this.outbox) return this.queue(chunk);
     const sent = this.owner.sendData(this, chunk, false);
     if (sent < chunk.length) {
@@ -171,7 +207,7 @@ export class H2Stream {
     if (this.localEnded || this.closed) return;
     this.localEnded = true;
     this.trailers = trailers;
-    if (chunk?.length) {
+    if (chunk?.length && !this.bodyless) {
       (this.outbox ??= []).push(chunk); // the end is never refused
       this.queuedBytes += chunk.length;
     }
@@ -203,14 +239,14 @@ export class H2Stream {
     if (!this.needDrain) return;
     if (this.owner.socketFull) return this.owner.waitForDrain(this);
     this.needDrain = false;
-    this.listener?.onDrain();
+    this.deliverDrain();
   }
 
   /** The socket took its buffered bytes. */
   drained(): void {
     if (this.closed || this.outbox || !this.needDrain) return;
     this.needDrain = false;
-    this.listener?.onDrain();
+    this.deliverDrain();
   }
 
   /** Our END_STREAM went out. A request still being sent is then of no use: RST_STREAM(NO_ERROR) says so. */
@@ -232,6 +268,10 @@ export class H2Stream {
     this.inbox = undefined;
     this.outbox = undefined;
     this.owner.removed(this);
-    this.listener?.onClose();
+    try {
+      this.listener?.onClose();
+    } catch (error) {
+      this.owner.streamFailed(this, error);
+    }
   }
 }

@@ -1,21 +1,22 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { UniversalHandler, UniversalServerResponse } from "@connectrpc/connect/protocol";
-import type { RequestHead } from "./connection.js";
-import { H2_ERROR } from "./connection.js";
-import type { HeaderField } from "./hpack.js";
-import type { H2Stream, StreamListener } from "./stream.js";
+import { H2_ERROR } from "../h2/connection.js";
+import type { HeaderField } from "../h2/hpack.js";
+import type { RequestHead, ServerStream, StreamListener } from "../server-stream.js";
+import { withAbort } from "./abort.js";
+import { callUniversal } from "./call.js";
 
 /** Chunks read ahead of the handler before the stream stops returning window to the peer. */
 const READ_AHEAD = 4;
 
 /**
- * A request served by one of connect's universal handlers (unary calls,
- * JSON sessions, everything but the hand-framed session streams): the
- * stream's body becomes the request's byte stream, the handler's response
- * goes out through the stream's windows. Rejects with a handler's failure
- * (after answering 500).
+ * A request served over HTTP/2 by one of connect's universal handlers
+ * (unary calls, JSON sessions, everything but the hand-framed session
+ * streams): the stream's body becomes the request's byte stream, the
+ * handler's response goes out through the stream's windows. Rejects with
+ * a handler's failure (after answering 500).
  */
-export async function serveUniversal(stream: H2Stream, head: RequestHead, handler: UniversalHandler, extraHeaders: Record<string, string>): Promise<void> {
+export async function serveUniversal(stream: ServerStream, head: RequestHead, handler: UniversalHandler, extraHeaders: Record<string, string>): Promise<void> {
   let header: Headers;
   try {
     header = new Headers(head.headers);
@@ -27,13 +28,14 @@ export async function serveUniversal(stream: H2Stream, head: RequestHead, handle
   stream.resume();
   let response: UniversalServerResponse;
   try {
-    response = await handler({
+    response = await callUniversal(handler, {
       httpVersion: "2.0",
       method: head.method,
       url: `${head.scheme}://${head.authority}${head.path}`,
       header,
       body: exchange,
       signal: exchange.abort.signal,
+      contextValues: withAbort(() => stream.reset(H2_ERROR.ENHANCE_YOUR_CALM)),
     });
   } catch (error) {
     respondPlain(stream, 500, {}, "");
@@ -43,13 +45,13 @@ export async function serveUniversal(stream: H2Stream, head: RequestHead, handle
 }
 
 /** A whole response given at once (health check, 404, CORS preflight). */
-export function respondPlain(stream: H2Stream, status: number, headers: Record<string, string>, body: string): void {
+export function respondPlain(stream: ServerStream, status: number, headers: Record<string, string>, body: string): void {
   const bytes = Buffer.from(body);
   stream.respond([[":status", String(status)], ...fields(headers)], bytes.length === 0);
   if (bytes.length > 0) stream.end(bytes);
 }
 
-async function writeResponse(stream: H2Stream, exchange: Exchange, response: UniversalServerResponse, extraHeaders: Record<string, string>): Promise<void> {
+async function writeResponse(stream: ServerStream, exchange: Exchange, response: UniversalServerResponse, extraHeaders: Record<string, string>): Promise<void> {
   const body = response.body?.[Symbol.asyncIterator]();
   try {
     // Headers wait for the first message, so an error before it can still become a trailers-only response.
@@ -87,7 +89,7 @@ class Exchange implements StreamListener, AsyncIterable<Uint8Array> {
   private wakeReader: (() => void) | undefined;
   private wakeWriter: (() => void) | undefined;
 
-  constructor(private readonly stream: H2Stream) {}
+  constructor(private readonly stream: ServerStream) {}
 
   onData(chunk: Buffer): void {
     this.chunks.push(chunk);
