@@ -44,6 +44,9 @@ export interface RealtimeClientOptions {
   onError?: ErrorListener;
 }
 
+/** Tries per heartbeat before a ping is left to the next one. */
+const PING_TRIES = 3;
+
 /**
  * Backoff before reconnect attempt n (0-based): 1 s, 2 s, 4 s … capped at
  * 30 s, each spread over ±50 % so that clients dropped together do not
@@ -393,13 +396,30 @@ export class RealtimeClient {
         return true;
       }
       case "heartbeat":
-        connection.command("ping", {}, AbortSignal.timeout(this.options.commandTimeoutMs ?? 10_000)).catch(() => {});
+        this.ping(connection, PING_TRIES);
         return true;
       case "disconnect":
         return frame.kind.value.reconnect;
       default:
         return true;
     }
+  }
+
+  /**
+   * Answers a heartbeat. The server ends a session that has not pinged for
+   * two intervals. Over fetch a ping can land on a pooled connection that
+   * went half-open (the runtime reuses idle ones): it is abandoned after a
+   * quarter of an interval, which makes the runtime let go of that
+   * connection, and sent again, so one dead socket in the pool does not
+   * cost the session.
+   */
+  private ping(connection: SessionConnection, tries: number): void {
+    const intervalMs = this.welcome?.heartbeatIntervalMs ?? 0;
+    const commandTimeoutMs = this.options.commandTimeoutMs ?? 10_000;
+    const deadlineMs = intervalMs > 0 ? Math.min(commandTimeoutMs, Math.max(100, intervalMs / 4)) : commandTimeoutMs;
+    connection.command("ping", {}, AbortSignal.timeout(deadlineMs)).catch(() => {
+      if (tries > 1 && this.connection === connection) this.ping(connection, tries - 1);
+    });
   }
 
   /** Resolves (no error) or rejects every waiter, connect() callers and commands alike. */
