@@ -36,8 +36,9 @@ it("speaks the bidirectional session with buf curl over gRPC, gRPC-Web and Conne
   for (const protocol of ["grpc", "grpcweb", "connect"]) {
     const args = ["curl", "--schema", "proto", "--protocol", protocol, "--http2-prior-knowledge", "-H", "authorization: Bearer curl-user", "-d", "@-", `${server.url}/chorus.v1.RealtimeService/Connect`];
     const child = execFile(`${ROOT}/node_modules/.bin/buf`, args, { cwd: ROOT, timeout: 20_000 });
-    // Two frames, then stdin closes: the session ends after answering them.
-    child.stdin!.end(JSON.stringify({ requestId: "1", subscribe: { topic: "chat/curl" } }) + "\n" + JSON.stringify({ requestId: "2", publish: { topic: "chat/curl", event: "m", data: '{"via":"' + protocol + '"}' } }) + "\n");
+    // Two frames, then stdin closes: the session ends after answering both, the persisted publish once it
+    // is stored (which comes after the end of the request has been read).
+    child.stdin!.end(JSON.stringify({ requestId: "1", subscribe: { topic: "chat/curl" } }) + "\n" + JSON.stringify({ requestId: "2", publish: { topic: "chat/curl", event: "m", persist: true, data: '{"via":"' + protocol + '"}' } }) + "\n");
     let stdout = "";
     child.stdout!.on("data", (d) => (stdout += d));
     const code = await new Promise((r) => child.on("exit", r));

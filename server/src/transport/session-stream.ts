@@ -253,6 +253,8 @@ class SessionStream implements FrameSink {
   private readPaused = false;
   /** The client ended its side of the stream. */
   private bodyEnded = false;
+  /** A Connect stream whose client ended its side: the session ends once every command read is settled. */
+  private closeWhenSettled = false;
 
   constructor(
     private readonly node: ChorusNode,
@@ -383,10 +385,19 @@ class SessionStream implements FrameSink {
   /** The client closed its side: Listen goes on; Connect finishes what is queued, then ends. */
   private endOfRequest(): void {
     if (this.pending.length > 0) return this.fail(new ConnectError("request ended inside a message", Code.InvalidArgument));
-    const session = this.session!;
     this.bodyEnded = false;
-    // A clean goodbye: the session's presence leaves at once.
-    if (this.route.kind === "connect") this.chain = this.chain.then(() => session.close(undefined, true));
+    if (this.route.kind !== "connect") return;
+    // Every command read is answered first, a publish once it is acknowledged (which can come after the
+    // commands queued behind it have run): only then does the session end.
+    this.closeWhenSettled = true;
+    this.closeIfSettled();
+  }
+
+  /** A clean goodbye once nothing is in flight: the session's presence leaves at once. */
+  private closeIfSettled(): void {
+    if (!this.closeWhenSettled || this.inFlight > 0) return;
+    this.closeWhenSettled = false;
+    this.session!.close(undefined, true);
   }
 
   private message(body: Uint8Array): void {
@@ -448,6 +459,7 @@ class SessionStream implements FrameSink {
   /** One command is done: below half the limit, reading goes on. */
   private readonly settle = (): void => {
     this.inFlight--;
+    if (this.closeWhenSettled) return this.closeIfSettled();
     if (this.readPaused && this.inFlight <= this.node.config.maxInFlightCommands / 2) {
       this.readPaused = false;
       if (this.yielded) return; // the next turn goes on
