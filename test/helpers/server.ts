@@ -26,12 +26,15 @@ export interface ServerProcess {
  * process on a free port, the way `npm start` runs it, and waits for its
  * "listening" line.
  */
-export async function startServer(env: Record<string, string> = {}, dataDir?: string, options: { fdLimit?: number } = {}): Promise<ServerProcess> {
+export async function startServer(env: Record<string, string> = {}, dataDir?: string, options: { fdLimit?: number; bin?: string } = {}): Promise<ServerProcess> {
   const dir = dataDir ?? mkdtempSync(join(tmpdir(), "chorus-test-"));
-  // With fdLimit, the server runs under `ulimit -n` (exec keeps the pid the server's).
-  const [command, args] = options.fdLimit
-    ? ["bash", ["-c", `ulimit -n ${options.fdLimit} && exec "$0" "$@"`, process.execPath, "--enable-source-maps", SERVER_BUNDLE]]
-    : [process.execPath, ["--enable-source-maps", SERVER_BUNDLE]];
+  // With fdLimit, the server runs under `ulimit -n` (exec keeps the pid the server's); with bin, that
+  // `chorus` command (an installed package's) serves instead of the bundle.
+  const [command, args] = options.bin
+    ? [options.bin, ["serve"]]
+    : options.fdLimit
+      ? ["bash", ["-c", `ulimit -n ${options.fdLimit} && exec "$0" "$@"`, process.execPath, "--enable-source-maps", SERVER_BUNDLE]]
+      : [process.execPath, ["--enable-source-maps", SERVER_BUNDLE]];
   const child = spawn(command, args, {
     cwd: ROOT,
     env: { ...process.env, PORT: "0", HOST: "127.0.0.1", CHORUS_DATA_DIR: dir, ...env },

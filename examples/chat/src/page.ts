@@ -9,6 +9,7 @@ export async function buildPage(chorusUrl: string): Promise<string> {
     write: false,
     format: "esm",
     platform: "browser",
+    conditions: ["chorus-source"], // the client's TypeScript sources, in this repository
     target: "es2022",
     minify: true,
   });
