@@ -246,7 +246,9 @@ export class Channel {
   }
 
   private async leave(): Promise<void> {
-    if (this.tracked !== undefined) await this.untrack().catch(() => {});
+    // Everything local changes before any answer comes back, so a subscribe() right after (a React
+    // StrictMode remount) starts from a clean channel, and its commands go after these.
+    const untracked = this.tracked !== undefined ? this.untrack().catch(() => {}) : undefined;
     this.presenceState.clear();
     const wasJoined = this.joined || this.joining !== undefined;
     this.cancelRetry();
@@ -257,7 +259,8 @@ export class Channel {
     if (wasJoined && this.client.status === "connected") {
       await this.client.command("unsubscribe", { topic: this.topic });
     }
-    this.notify("CLOSED");
+    await untracked;
+    if (!this.wanted) this.notify("CLOSED");
   }
 
   /** Tells the subscribe callback; without one, a failure goes to the client's onError. */

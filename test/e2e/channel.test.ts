@@ -129,6 +129,36 @@ describe.each(engines)("on the $name engine", (engine) => {
       expect(after).toEqual([]);
     });
 
+    it("survives a remount (React StrictMode): unsubscribe, then at once on() and subscribe() again, tracked or not", async () => {
+      const topic = freshTopic();
+      const member = client("remounted");
+      const publisher = client("publisher");
+      const observer = client("observer");
+      const presence: string[] = [];
+      observer.channel(topic).on("presence:join", ({ data }) => presence.push(`join ${data.userId}`)).on("presence:leave", ({ data }) => presence.push(`leave ${data.userId}`)).subscribe();
+      await observer.channel(topic).ready();
+
+      // The effect as the reference components write it, run twice: mount, cleanup, mount.
+      const got: Array<[string, number]> = [];
+      const mount = (name: string) => {
+        const channel = member.channel(topic);
+        channel.track({ name });
+        channel.on("m", ({ data }) => got.push([name, data])).subscribe();
+        return () => void channel.unsubscribe(); // untracks as it leaves
+      };
+      const cleanup = mount("first");
+      cleanup();
+      mount("second");
+      await member.channel(topic).ready();
+      await eventually(() => presence.at(-1) === "join remounted", "the remounted member");
+      for (let n = 0; n < 5; n++) await publisher.channel(topic).publish("m", n);
+      await eventually(() => got.length >= 5, "the messages");
+      await sleep(200);
+      expect(got).toEqual([0, 1, 2, 3, 4].map((n) => ["second", n])); // once each, to the listener of the second mount only
+      expect(member.channel(topic).subscribed).toBe(true);
+      expect(presence.filter((e) => e === "join remounted").length - presence.filter((e) => e === "leave remounted").length).toBe(1);
+    });
+
     it("returns persisted messages newest first and pages back with before", async () => {
       const topic = freshTopic();
       const c = client("historian");
