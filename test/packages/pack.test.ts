@@ -1,20 +1,21 @@
-// The packages as a user gets them: @chorus/client and @chorus/server are
-// built and packed (`npm pack`, what `npm publish` would upload), and the
+// The packages as a user gets them: @chorus/client, @chorus/react and
+// @chorus/server are built and packed (`npm pack`, what `npm publish` would upload), and the
 // tarballs are installed into a scratch app in a temporary directory,
 // outside the workspace, with its own package.json; everything else comes
 // from the registry. The installed `chorus` command serves; a plain Node
 // ESM script, a typed usage file (tsc --noEmit) and a Vite-built page in
-// Chromium use the installed client.
+// Chromium use the installed client (and a typed React file the installed
+// hooks).
 import { execFile } from "node:child_process";
 import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import * as http from "node:http";
 import { tmpdir } from "node:os";
-import { extname, join } from "node:path";
+import { join } from "node:path";
 import { promisify } from "node:util";
 import { gzipSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { chromiumAvailable, launchChromium } from "../helpers/chromium.js";
 import { ROOT, startServer, type ServerProcess } from "../helpers/server.js";
+import { listFiles, serveStatic } from "../helpers/static-site.js";
 
 const run = promisify(execFile);
 const FIXTURES = join(ROOT, "test/packages/app");
@@ -36,9 +37,9 @@ describe("the packages, packed and installed into an app outside the workspace",
   beforeAll(async () => {
     app = mkdtempSync(join(tmpdir(), "chorus-app-"));
     // prepack builds each package (tsc for the client; esbuild and tsc for the server).
-    await npm(["pack", "--workspace", "clients", "--workspace", "server", "--pack-destination", app, "--silent"], ROOT);
+    await npm(["pack", "--workspace", "clients", "--workspace", "server", "--workspace", "react", "--pack-destination", app, "--silent"], ROOT);
     const tarballs = readdirSync(app).filter((f) => f.endsWith(".tgz"));
-    expect(tarballs.sort()).toEqual(["chorus-client-0.1.0.tgz", "chorus-server-0.1.0.tgz"]);
+    expect(tarballs.sort()).toEqual(["chorus-client-0.1.0.tgz", "chorus-react-0.1.0.tgz", "chorus-server-0.1.0.tgz"]);
     writeFileSync(join(app, "package.json"), JSON.stringify({ name: "scratch-app", private: true, type: "module" }));
     cpSync(FIXTURES, app, { recursive: true });
     await npm(
@@ -50,6 +51,7 @@ describe("the packages, packed and installed into an app outside the workspace",
         ...tarballs.map((t) => `./${t}`),
         `typescript@${installedVersion("typescript")}`,
         `vite@${installedVersion("vite")}`,
+        ...["react", "react-dom", "@types/react"].map((name) => `${name}@${installedVersion(name)}`),
       ],
       app,
     );
@@ -62,7 +64,7 @@ describe("the packages, packed and installed into an app outside the workspace",
   });
 
   it("ships built ES modules and declarations only, and imports nothing outside itself", () => {
-    for (const name of ["client", "server"]) {
+    for (const name of ["client", "react", "server"]) {
       const dir = join(app, "node_modules/@chorus", name);
       const manifest = JSON.parse(readFileSync(join(dir, "package.json"), "utf8")) as { private?: boolean; license?: string };
       expect(manifest.private, name).toBeUndefined();
@@ -91,7 +93,7 @@ describe("the packages, packed and installed into an app outside the workspace",
     expect(result.status).toBe("connected");
   });
 
-  it("type-checks an app's usage file against the installed declarations", async () => {
+  it("type-checks an app's usage files (the client, the server SDK, the React hooks) against the installed declarations", async () => {
     await run(join(app, "node_modules/.bin/tsc"), ["-p", "tsconfig.json"], { cwd: app, timeout: 120_000 }).catch((e: { stdout: string }) => {
       throw new Error(`tsc --noEmit failed:\n${e.stdout}`);
     });
@@ -123,25 +125,3 @@ describe("the packages, packed and installed into an app outside the workspace",
     }
   });
 });
-
-/** Every file under `dir`, as paths relative to it. */
-function listFiles(dir: string): string[] {
-  return (readdirSync(dir, { recursive: true, withFileTypes: true }) as Array<{ isFile(): boolean; name: string; parentPath: string }>)
-    .filter((e) => e.isFile())
-    .map((e) => join(e.parentPath, e.name).slice(dir.length + 1));
-}
-
-const TYPES: Record<string, string> = { ".html": "text/html", ".js": "text/javascript", ".css": "text/css" };
-
-/** A static file server for the built page (its own origin: Chorus is reached cross-origin, as in production). */
-async function serveStatic(root: string): Promise<{ url: string; close(): void }> {
-  const files = new Set(listFiles(root));
-  const server = http.createServer((req, res) => {
-    const path = new URL(req.url ?? "/", "http://x").pathname.slice(1) || "index.html";
-    if (!files.has(path)) return res.writeHead(404).end();
-    res.writeHead(200, { "content-type": TYPES[extname(path)] ?? "application/octet-stream" }).end(readFileSync(join(root, path)));
-  });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as { port: number };
-  return { url: `http://127.0.0.1:${port}`, close: () => server.close() };
-}
