@@ -14,8 +14,8 @@ afterEach(async () => {
   for (const step of cleanup.splice(0).reverse()) await step().catch(() => undefined);
 });
 
-async function chorusOn(urls: string[], extra: Record<string, string> = {}): Promise<ServerProcess> {
-  const node = await startServer(natsEngineEnv(urls.join(","), "faults", { CHORUS_MAX_PUBLISH_RATE: "0", ...extra }));
+async function chorusOn(urls: string[], extra: Record<string, string> = {}, onOutput?: (everything: string) => void): Promise<ServerProcess> {
+  const node = await startServer(natsEngineEnv(urls.join(","), "faults", { CHORUS_MAX_PUBLISH_RATE: "0", ...extra }), undefined, { onOutput });
   cleanup.push(async () => {
     await node.stop();
     removeDir(node.dataDir);
@@ -39,8 +39,10 @@ describe.skipIf(!installed)("the NATS engine under faults (private nats-server p
   it("starts while NATS is unreachable, saying so, and serves once NATS appears", async () => {
     const nats = await NatsServer.create("late");
     cleanup.push(() => nats.destroy());
-    const starting = chorusOn([nats.url]);
-    await sleep(2500);
+    let said = "";
+    const starting = chorusOn([nats.url], {}, (everything) => (said = everything));
+    // NATS comes up only once the node has tried it and said it is unreachable (however slowly the node started).
+    await eventually(() => /NATS unreachable/.test(said), "the node to find NATS unreachable", 20_000);
     await nats.start();
     const node = await starting;
     expect(node.output()).toMatch(/NATS unreachable at nats:\/\/127\.0\.0\.1:\d+ .*retrying in 2 s/);

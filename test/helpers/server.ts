@@ -26,7 +26,11 @@ export interface ServerProcess {
  * process on a free port, the way `npm start` runs it, and waits for its
  * "listening" line.
  */
-export async function startServer(env: Record<string, string> = {}, dataDir?: string, options: { fdLimit?: number; bin?: string } = {}): Promise<ServerProcess> {
+export async function startServer(
+  env: Record<string, string> = {},
+  dataDir?: string,
+  options: { fdLimit?: number; bin?: string; onOutput?: (everything: string) => void } = {},
+): Promise<ServerProcess> {
   const dir = dataDir ?? mkdtempSync(join(tmpdir(), "chorus-test-"));
   // With fdLimit, the server runs under `ulimit -n` (exec keeps the pid the server's); with bin, that
   // `chorus` command (an installed package's) serves instead of the bundle.
@@ -41,8 +45,13 @@ export async function startServer(env: Record<string, string> = {}, dataDir?: st
     stdio: ["ignore", "pipe", "pipe"],
   });
   let out = "";
-  child.stdout!.on("data", (d) => (out += d));
-  child.stderr!.on("data", (d) => (out += d));
+  // What it printed so far goes to onOutput as it comes (before it listens, too).
+  const print = (d: Buffer) => {
+    out += d;
+    options.onOutput?.(out);
+  };
+  child.stdout!.on("data", print);
+  child.stderr!.on("data", print);
   const exited = new Promise<number | null>((res) => child.once("exit", (code) => res(code)));
 
   const port = await new Promise<number>((res, rej) => {
