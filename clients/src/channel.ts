@@ -1,11 +1,12 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import { reconnectDelay, type RealtimeClient } from "./client.js";
+import { SubscriptionRefusedError } from "./errors.js";
 import { positionOf, toHistoryMessage } from "./convert.js";
 import { Listeners } from "./listeners.js";
 import { PresenceState, toPresenceEntry, type PresenceEntry } from "./presence.js";
 import { StreamAssembler, type StreamState, type ViewerStream } from "./streams.js";
 import { openSessionStream, type StreamOptions, type StreamWriter } from "./stream-writer.js";
-import type { HistoryMessage, Listener, Position, PublishOptions, PublishResult, RealtimePayload, SubscribeStatus } from "./types.js";
+import type { ChannelState, EventMap, HistoryMessage, Listener, Position, PublishOptions, PublishResult, RealtimePayload, SubscribeStatus } from "./types.js";
 
 /** Answers that say the subscription will not be served, however often it is asked for. */
 const REFUSALS = new Set([Code.InvalidArgument, Code.PermissionDenied, Code.Unauthenticated, Code.ResourceExhausted, Code.FailedPrecondition, Code.Unimplemented, Code.OutOfRange, Code.AlreadyExists]);
@@ -14,7 +15,10 @@ const REFUSALS = new Set([Code.InvalidArgument, Code.PermissionDenied, Code.Unau
  * One topic as the app sees it: listeners by event name (`'*'` for all),
  * a subscription that survives reconnects, publish and history.
  */
-export class Channel {
+/** Any event name on an untyped channel; on a typed one, none (its events are checked against its map). */
+type AnyEvent<Events> = string extends keyof Events ? string : never;
+
+export class Channel<Events extends EventMap = Record<string, any>> {
   private readonly listeners: Listeners;
   /** True between subscribe() and unsubscribe(). */
   private wanted = false;
@@ -65,6 +69,18 @@ export class Channel {
     return this.joined;
   }
 
+  /**
+   * Where the subscription stands: `closed` (never subscribed, or
+   * unsubscribed), `joining` (asked for, or being restored after a lost
+   * connection), `joined`, or `errored` (the server refused it; see
+   * ready()'s error).
+   */
+  get state(): ChannelState {
+    if (this.joined) return "joined";
+    if (this.wanted) return "joining";
+    return this.refusal ? "errored" : "closed";
+  }
+
   /** What the server's join hook attached to this subscription, if anything. */
   get joinData(): unknown {
     return this.joinDataValue;
@@ -75,8 +91,13 @@ export class Channel {
     return this.position;
   }
 
-  on<T = any>(event: string, callback: Listener<T>): this {
-    this.listeners.add(event, callback as Listener);
+  /** Calls `callback` with every payload of `event` (`'*'`: every event) on this topic. */
+  on<E extends keyof Events & string>(event: E, callback: Listener<Events[E]>): this;
+  on<T = any>(event: AnyEvent<Events>, callback: Listener<T>): this;
+  /** On a typed channel, events outside its map (presence:…, system:…). */
+  on<E extends string, T = any>(event: E & Exclude<E, keyof Events>, callback: Listener<T>): this;
+  on(event: string, callback: Listener): this {
+    this.listeners.add(event, callback);
     return this;
   }
 
@@ -148,8 +169,11 @@ export class Channel {
     return openSessionStream(this.topic, { ...options, event }, (request) => this.client.command("streamWrite", request));
   }
 
-  off<T = any>(event: string, callback: Listener<T>): this {
-    this.listeners.remove(event, callback as Listener);
+  off<E extends keyof Events & string>(event: E, callback: Listener<Events[E]>): this;
+  off<T = any>(event: AnyEvent<Events>, callback: Listener<T>): this;
+  off<E extends string, T = any>(event: E & Exclude<E, keyof Events>, callback: Listener<T>): this;
+  off(event: string, callback: Listener): this {
+    this.listeners.remove(event, callback);
     return this;
   }
 
@@ -281,6 +305,9 @@ export class Channel {
    * (its Welcome says how large) is refused here with RESOURCE_EXHAUSTED,
    * before anything is sent.
    */
+  publish<E extends keyof Events & string>(event: E, data: Events[E], options?: PublishOptions): Promise<PublishResult>;
+  publish(event: AnyEvent<Events>, data: unknown, options?: PublishOptions): Promise<PublishResult>;
+  publish<E extends string>(event: E & Exclude<E, keyof Events>, data: unknown, options?: PublishOptions): Promise<PublishResult>;
   publish(event: string, data: unknown, options: PublishOptions = {}): Promise<PublishResult> {
     return this.client.guard(this.send(event, data, options), `publish to ${this.topic}`);
   }
@@ -307,7 +334,7 @@ export class Channel {
    * Persisted messages, newest first. `before` is a created_at time (ms,
    * exclusive): pass the last message's created_at to page back.
    */
-  getHistory(limit = 50, before?: number): Promise<HistoryMessage[]> {
+  getHistory(limit = 50, before?: number): Promise<Array<HistoryMessage<Events[keyof Events & string]>>> {
     return this.client.guard(this.history(limit, before), `getHistory of ${this.topic}`);
   }
 
@@ -413,9 +440,13 @@ export class Channel {
           // whose message broker is away) is asked again: when the session
           // comes back, or backing off on the same session.
           if (REFUSALS.has(e.code)) {
+            const refused = new SubscriptionRefusedError(this.topic, e);
             this.wanted = false;
-            this.refusal = e;
-          } else if (this.client.status === "connected") this.retryLater();
+            this.refusal = refused;
+            this.notify("CHANNEL_ERROR", refused);
+            throw refused;
+          }
+          if (this.client.status === "connected") this.retryLater();
           this.notify("CHANNEL_ERROR", e);
           throw e;
         },

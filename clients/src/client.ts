@@ -1,10 +1,11 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { ServerFrame, Welcome } from "../../gen/chorus/v1/realtime_pb.js";
 import { Channel } from "./channel.js";
+import { NotConnectedError, TimeoutError } from "./errors.js";
 import { toPayload } from "./convert.js";
 import { unsent, type CommandCase, type CommandInit, type CommandResult, type SessionConnection, type SessionTransport } from "./session.js";
 import { Listeners } from "./listeners.js";
-import type { ConnectionStatus, Listener } from "./types.js";
+import type { ConnectionStatus, EventMap, Listener } from "./types.js";
 
 /** Timers must not keep a Node process alive on their own; browsers have no unref. */
 function unref(timer: unknown): void {
@@ -146,6 +147,36 @@ export class RealtimeClient {
     return () => this.statusListeners.delete(callback);
   }
 
+  /**
+   * The status changes from now on, as an async iterable:
+   * `for await (const status of realtime.statuses()) …`. Leaving the loop
+   * stops listening; changes are queued while the loop body runs.
+   */
+  statuses(): AsyncIterable<ConnectionStatus> {
+    return {
+      [Symbol.asyncIterator]: () => {
+        const queued: ConnectionStatus[] = [];
+        let wake: (() => void) | undefined;
+        const stop = this.onStatusChange((status) => {
+          queued.push(status);
+          wake?.();
+        });
+        return {
+          next: async (): Promise<IteratorResult<ConnectionStatus>> => {
+            while (queued.length === 0) await new Promise<void>((resolve) => (wake = resolve));
+            wake = undefined;
+            return { value: queued.shift()!, done: false };
+          },
+          return: async (): Promise<IteratorResult<ConnectionStatus>> => {
+            stop();
+            wake?.();
+            return { value: undefined, done: true };
+          },
+        };
+      },
+    };
+  }
+
   /** Calls `callback` with every failure the SDK reports (then nothing goes to console.error). */
   onError(callback: ErrorListener): () => void {
     this.errorListeners.add(callback);
@@ -163,13 +194,14 @@ export class RealtimeClient {
     return this;
   }
 
-  /** The channel for a topic: always the same object for the same topic. */
   /**
-   * The channel for a topic (one per topic per client). On a table topic,
-   * `filter` asks the server for the matching rows only
-   * (`status=eq.shipped&list_id=in.(1,2)`).
+   * The channel for a topic (one per topic per client: always the same
+   * object). On a table topic, `filter` asks the server for the matching
+   * rows only (`status=eq.shipped&list_id=in.(1,2)`). `Events` types its
+   * events: `channel<{ message: ChatMessage }>("chat/general")`, or
+   * `channel<TableEvents<Order>>("orders")`.
    */
-  channel(topic: string, options: ChannelOptions = {}): Channel {
+  channel<Events extends EventMap = Record<string, any>>(topic: string, options: ChannelOptions = {}): Channel<Events> {
     let channel = this.channels.get(topic);
     if (channel && options.filter !== undefined && options.filter !== channel.filter) {
       if (channel.wantsSubscription) {
@@ -178,7 +210,7 @@ export class RealtimeClient {
       channel = undefined; // not subscribed: replaced by one with the new filter
     }
     if (!channel) this.channels.set(topic, (channel = new Channel(this, topic, options.filter ?? "")));
-    return channel;
+    return channel as Channel<Events>; // the event map is the caller's claim about the topic, for types only
   }
 
   /**
@@ -240,7 +272,7 @@ export class RealtimeClient {
       const connection = this.connection!;
       check?.(this.welcome!);
       const expired = new AbortController();
-      const timer = setTimeout(() => expired.abort(new ConnectError(`${kind} got no answer within ${timeoutMs} ms`, Code.DeadlineExceeded)), Math.max(0, deadline - Date.now()));
+      const timer = setTimeout(() => expired.abort(new TimeoutError(`${kind} got no answer within ${timeoutMs} ms`)), Math.max(0, deadline - Date.now()));
       unref(timer);
       try {
         return await connection.command(kind, value, expired.signal);
@@ -305,7 +337,7 @@ export class RealtimeClient {
       };
       const timer = setTimeout(() => {
         this.readyWaiters.delete(waiter);
-        reject(new ConnectError(`${kind}: no session with the server within ${this.options.commandTimeoutMs ?? 10_000} ms (status: ${this.statusValue})`, Code.DeadlineExceeded));
+        reject(new NotConnectedError(`${kind}: no session with the server within ${this.options.commandTimeoutMs ?? 10_000} ms (status: ${this.statusValue})`));
       }, Math.max(0, deadline - Date.now()));
       unref(timer);
       this.readyWaiters.add(waiter);

@@ -1,7 +1,8 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
-import { Code, ConnectError } from "@connectrpc/connect";
+import type { ConnectError } from "@connectrpc/connect";
 import type { Reply, ServerFrame } from "../../gen/chorus/v1/realtime_pb.js";
 import type { ConnectRequestSchema } from "../../gen/chorus/v1/realtime_pb.js";
+import { SessionEndedError } from "./errors.js";
 
 /** The commands a session carries, keyed as in ConnectRequest's oneof. */
 type CommandUnion = NonNullable<MessageInitShape<typeof ConnectRequestSchema>["command"]>;
@@ -38,7 +39,7 @@ const UNSENT = Symbol("chorus.unsent");
  * ConnectError's instanceof matches any ConnectError-shaped object.)
  */
 export function sessionEnded(sent = false): ConnectError {
-  const error = new ConnectError("the session has ended", Code.Unavailable);
+  const error = new SessionEndedError();
   if (!sent) Object.defineProperty(error, UNSENT, { value: true });
   return error;
 }

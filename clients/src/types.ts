@@ -62,3 +62,20 @@ export interface PublishResult {
 export type Listener<T = any> = (payload: RealtimePayload<T>) => void;
 
 export type SubscribeStatus = "SUBSCRIBED" | "CHANNEL_ERROR" | "CLOSED";
+
+/** Where a channel's subscription stands (channel.state). */
+export type ChannelState = "closed" | "joining" | "joined" | "errored";
+
+/**
+ * Event names to the data each carries, for a typed channel:
+ * `realtime.channel<{ message: ChatMessage; typing: { userId: string } }>("chat/general")`
+ * types `on`, `off`, `publish` and `getHistory` (other event names stay untyped).
+ */
+export type EventMap = Record<string, any>;
+
+/** The events of a table topic, for `realtime.channel<TableEvents<Order>>("orders")`: `data` and `old` are rows. */
+export interface TableEvents<Row> {
+  INSERT: Row;
+  UPDATE: Row;
+  DELETE: Row;
+}

@@ -35,7 +35,7 @@ describe.runIf(chromiumAvailable())("@chorus/react in Chromium, in StrictMode", 
     site = await serveStatic(out);
     browser = await launchChromium();
     sdk = createServerSdk({ url: chorus.url });
-    await sdk.db.exec("CREATE TABLE orders (id INTEGER PRIMARY KEY, user_id TEXT, total NUMERIC, status TEXT); CREATE TABLE todos (id INTEGER PRIMARY KEY, title TEXT, done BOOLEAN NOT NULL DEFAULT false)");
+    await sdk.db.exec("CREATE TABLE orders (id INTEGER PRIMARY KEY, user_id TEXT, total NUMERIC, status TEXT); CREATE TABLE todos (id INTEGER PRIMARY KEY, list_id INTEGER, title TEXT, text TEXT, done BOOLEAN NOT NULL DEFAULT false)");
   }, 120_000);
 
   afterAll(async () => {
@@ -156,5 +156,55 @@ describe.runIf(chromiumAvailable())("@chorus/react in Chromium, in StrictMode", 
     expect(await attribute(cat, "#answer", "data-count")).toBe("1");
     await cat.close();
     publisher.disconnect();
+  });
+
+  it("the complete examples: Chat, CollaborativeTodos, LiveMetrics and LiveFeed as the docs write them", async () => {
+    const room = "complete";
+    const earlier = new NodeClient({ url: chorus.url, token: "gus" });
+    for (const text of ["first", "second"]) {
+      await earlier.channel(`chat/${room}`).publish("message", { id: `h-${text}`, userId: "gus", userName: "Gus", text, timestamp: Date.now() }, { persist: true });
+    }
+    earlier.disconnect();
+    const eve = await open({ view: "complete", room, list: "7", user: "eve", name: "Eve" });
+    const fay = await open({ view: "complete", room, list: "7", user: "fay", name: "Fay" });
+    const lines = (page: Page) => texts(page, "#full-chat div[style] > div");
+
+    // Chat: the history on join (as getHistory returns it), who is online, and a message sent from the form.
+    for (const page of [eve, fay]) {
+      await until("history", async () => (await lines(page)).length === 2);
+      expect(await lines(page)).toEqual(["Gus: second", "Gus: first"]);
+      await until("both online", async () => (await texts(page, "#full-chat > div > div:first-child"))[0]?.startsWith("2 online") ?? false);
+    }
+    expect((await texts(eve, "#full-chat > div > div:first-child"))[0]!.replace("2 online: ", "").split(", ").sort()).toEqual(["Eve", "Fay"]);
+    await eve.fill("#full-chat input", "hello from Eve");
+    await eve.click("#full-chat button");
+    for (const page of [eve, fay]) await until("the sent message", async () => (await lines(page)).includes("Eve: hello from Eve"));
+    await new Promise((r) => setTimeout(r, 300));
+    for (const page of [eve, fay]) expect(await lines(page)).toEqual(["Gus: second", "Gus: first", "Eve: hello from Eve"]);
+
+    // CollaborativeTodos: the editors, and list 7's rows as the table changes (list 8's stay out).
+    await until("both editors", async () => (await texts(eve, "#todo-list p"))[0] === "Editors: Eve, Fay" || (await texts(eve, "#todo-list p"))[0] === "Editors: Fay, Eve");
+    await sdk.db.query("INSERT INTO todos (id, list_id, text) VALUES (?, ?, ?)", [10, 7, "buy milk"]);
+    await sdk.db.query("INSERT INTO todos (id, list_id, text) VALUES (?, ?, ?)", [11, 8, "not this list"]);
+    await sdk.db.query("INSERT INTO todos (id, list_id, text) VALUES (?, ?, ?)", [12, 7, "call Ann"]);
+    for (const page of [eve, fay]) await until("list 7", async () => (await texts(page, "#todo-list li")).join("|") === "buy milk|call Ann");
+    await sdk.db.query("UPDATE todos SET done = true WHERE id = ?", [10]);
+    await until("done", async () => (await eve.$eval("#todo-list li", (li) => (li as HTMLElement).style.textDecoration)) === "line-through");
+    await sdk.db.query("DELETE FROM todos WHERE id = ?", [12]);
+    await until("deleted", async () => (await texts(fay, "#todo-list li")).join("|") === "buy milk");
+    await fay.close();
+    await until("one editor", async () => (await texts(eve, "#todo-list p"))[0] === "Editors: Eve");
+
+    // LiveMetrics and LiveFeed: a metrics broadcast from the back end, then orders counted as they are inserted.
+    await sdk.socket.emit("metrics:update", { activeUsers: 5, ordersToday: 2, revenue: 10 }, "dashboard/metrics");
+    const metrics = () => texts(eve, "#metrics p");
+    await until("the metrics", async () => (await metrics()).join("|") === "5|2|$10.00");
+    await sdk.db.query("INSERT INTO orders (id, user_id, total, status) VALUES (?, ?, ?, ?)", [500, "eve", 4.5, "pending"]);
+    await until("an order counted", async () => (await metrics()).join("|") === "5|3|$14.50");
+    await until("the feed", async () => (await texts(eve, "#feed li"))[0] === "pending");
+    await sdk.db.query("UPDATE orders SET status = ? WHERE id = ?", ["shipped", 500]);
+    await until("the feed updated", async () => (await texts(eve, "#feed li"))[0] === "shipped");
+    expect(await metrics()).toEqual(["5", "3", "$14.50"]); // an UPDATE is not a new order
+    await eve.close();
   });
 });

@@ -25,15 +25,36 @@ describe.each(engines)("on the $name engine", (engine) => {
       for (const c of clients.splice(0)) c.disconnect();
     });
 
-    it("reports idle, connecting, connected, disconnected", async () => {
+    it("reports idle, connecting, connected, disconnected, to callbacks and to statuses() alike", async () => {
       const c = client("ada");
       const seen: string[] = [c.status];
       const stop = c.onStatusChange((s) => seen.push(s));
+      const iterated: string[] = [];
+      const loop = (async () => {
+        for await (const status of c.statuses()) {
+          iterated.push(status);
+          if (status === "disconnected") break;
+        }
+      })();
       await c.connect();
       expect(c.userId).toBe("ada");
       c.disconnect();
       stop();
+      await loop;
       expect(seen).toEqual(["idle", "connecting", "connected", "disconnected"]);
+      expect(iterated).toEqual(["connecting", "connected", "disconnected"]);
+    });
+
+    it("says where a channel's subscription stands: closed, joining, joined, closed", async () => {
+      const c = client();
+      const channel = c.channel(freshTopic());
+      expect(channel.state).toBe("closed");
+      channel.subscribe();
+      expect(channel.state).toBe("joining");
+      await channel.ready();
+      expect(channel.state).toBe("joined");
+      await channel.unsubscribe();
+      expect(channel.state).toBe("closed");
     });
 
     it("returns the same Channel for the same topic", () => {

@@ -5,8 +5,10 @@
 // nothing, and throwing listeners, unawaited promises and subscriptions
 // without a callback all end up in onError.
 import { execFile } from "node:child_process";
+import { Code, ConnectError } from "@connectrpc/connect";
 import { SignJWT } from "jose";
 import { describe, expect, it } from "vitest";
+import { SubscriptionRefusedError, TimeoutError } from "../../clients/src/errors.js";
 import { createServerSdk } from "../../clients/src/server-sdk.js";
 import { transports } from "../helpers/clients.js";
 import { freePort } from "../helpers/nats.js";
@@ -17,9 +19,9 @@ const server = serverForSuite({ CHORUS_MAX_PAYLOAD_BYTES: "10000" });
 
 /** A client that records what it reports. */
 function recorded(transport: (typeof transports)[number], options: Parameters<(typeof transports)[number]["create"]>[0]) {
-  const errors: Array<{ code: string; context: string; message: string }> = [];
+  const errors: Array<{ code: string; context: string; message: string; error: unknown }> = [];
   const statuses: Array<[string, string | undefined]> = [];
-  const client = transport.create({ ...options, onError: (e, context) => errors.push({ code: e.code.toString(), context, message: e.rawMessage }) });
+  const client = transport.create({ ...options, onError: (e, context) => errors.push({ code: e.code.toString(), context, message: e.rawMessage, error: e }) });
   client.onStatusChange((status, error) => statuses.push([status, error?.rawMessage]));
   return { client, errors, statuses };
 }
@@ -92,7 +94,10 @@ for (const transport of transports) {
         // The server stops answering, without any connection closing (half-open).
         proxy.hold(true);
         proxy.freezeAll();
-        expect(await codeOf(client.channel(topic).publish("m", 1, { persist: true, id: "d1" }))).toBe("DeadlineExceeded");
+        const timedOut = await client.channel(topic).publish("m", 1, { persist: true, id: "d1" }).catch((e: unknown) => e);
+        expect(timedOut).toBeInstanceOf(TimeoutError);
+        expect(timedOut).toBeInstanceOf(ConnectError);
+        expect((timedOut as ConnectError).code).toBe(Code.DeadlineExceeded);
         expect(Date.now() - started).toBeLessThan(3000);
         proxy.hold(false);
         // (A new Listen stream may also be handed a frozen pooled connection: the connect timeout lets it go.)
@@ -139,6 +144,14 @@ for (const transport of transports) {
       await eventually(() => errors.length === 1, "the refusal reported");
       expect(errors[0]!.context).toBe("subscribe to has space/x");
       expect(await codeOf(client.channel("has space/x").ready())).toBe("InvalidArgument");
+      // The refusal's class names the condition and the topic; it is still the server's ConnectError, code and all.
+      const refused = await client.channel("has space/x").ready().catch((e: unknown) => e);
+      expect(refused).toBeInstanceOf(SubscriptionRefusedError);
+      expect(refused).toBeInstanceOf(ConnectError);
+      expect(refused).not.toBeInstanceOf(TimeoutError);
+      expect(refused).toMatchObject({ topic: "has space/x", code: Code.InvalidArgument });
+      expect(errors[0]!.error).toBeInstanceOf(SubscriptionRefusedError);
+      expect(client.channel("has space/x").state).toBe("errored");
       client.disconnect();
     });
   });

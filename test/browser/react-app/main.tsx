@@ -4,7 +4,7 @@ import { ChorusProvider } from "@chorus/react";
 import { StrictMode, type ReactNode } from "react";
 import { createRoot } from "react-dom/client";
 import { Answer, History, Members, Messages, Status, Todos } from "./hooks.js";
-import { ChatRoom, ConnectionIndicator, LiveOrders, OnlineUsers } from "./reference.js";
+import { Chat, ChatRoom, CollaborativeTodos, ConnectionIndicator, LiveFeed, LiveMetrics, LiveOrders, OnlineUsers } from "./reference.js";
 
 const params = new URLSearchParams(location.search);
 const views: Record<string, () => ReactNode> = {
@@ -14,6 +14,14 @@ const views: Record<string, () => ReactNode> = {
       <div id="chat"><ChatRoom roomId={params.get("room")!} /></div>
       <div id="online"><OnlineUsers roomId={params.get("room")!} /></div>
       <div id="orders"><LiveOrders /></div>
+    </>
+  ),
+  complete: () => (
+    <>
+      <div id="full-chat"><Chat roomId={params.get("room")!} /></div>
+      <div id="todo-list"><CollaborativeTodos listId={Number(params.get("list"))} /></div>
+      <div id="metrics"><LiveMetrics /></div>
+      <div id="feed"><LiveFeed /></div>
     </>
   ),
   hooks: () => (
