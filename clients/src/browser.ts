@@ -1,5 +1,5 @@
-import { createConnectTransport } from "@connectrpc/connect-web";
 import { RealtimeClient as BaseClient, type RealtimeClientOptions } from "./client.js";
+import { FetchCalls } from "./fetch-calls.js";
 import { ListenSessionTransport } from "./listen-session.js";
 
 /**
@@ -8,8 +8,7 @@ import { ListenSessionTransport } from "./listen-session.js";
  */
 export class RealtimeClient extends BaseClient {
   constructor(options: RealtimeClientOptions) {
-    const transport = createConnectTransport({ baseUrl: options.url, useBinaryFormat: true });
-    super(options, new ListenSessionTransport(transport));
+    super(options, new ListenSessionTransport(new FetchCalls(options.url)));
   }
 }
 

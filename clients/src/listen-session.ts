@@ -1,5 +1,7 @@
-import { Code, ConnectError, createClient, type Client, type Transport } from "@connectrpc/connect";
+import type { DescMethodUnary } from "@bufbuild/protobuf";
+import { ConnectError } from "@connectrpc/connect";
 import { RealtimeService, type ServerFrame } from "../../gen/chorus/v1/realtime_pb.js";
+import type { FetchCalls } from "./fetch-calls.js";
 import { sessionEnded, unsent, type CommandCase, type CommandInit, type CommandResult, type SessionConnection, type SessionTransport } from "./session.js";
 
 /** Commands that change session state run one at a time, in call order, like frames on a stream. */
@@ -12,14 +14,10 @@ const ORDERED: ReadonlySet<CommandCase> = new Set(["subscribe", "unsubscribe", "
  * them, exactly as on the bidirectional stream.
  */
 export class ListenSessionTransport implements SessionTransport {
-  private readonly client: Client<typeof RealtimeService>;
-
-  constructor(transport: Transport) {
-    this.client = createClient(RealtimeService, transport);
-  }
+  constructor(private readonly calls: FetchCalls) {}
 
   open(headers: Record<string, string>): SessionConnection {
-    return new ListenSession(this.client, headers);
+    return new ListenSession(this.calls, headers);
   }
 
   dispose(): void {
@@ -42,7 +40,7 @@ class ListenSession implements SessionConnection {
   private ended = false;
 
   constructor(
-    private readonly client: Client<typeof RealtimeService>,
+    private readonly calls: FetchCalls,
     private readonly headers: Record<string, string>,
   ) {
     this.sessionId = new Promise((resolve, reject) => {
@@ -60,9 +58,10 @@ class ListenSession implements SessionConnection {
       if (this.ended) throw sessionEnded(false);
       if (signal.aborted) throw ConnectError.from(signal.reason);
       const sessionId = await this.sessionId;
-      const method = this.client[kind] as (req: unknown, opts: unknown) => Promise<CommandResult<K>>;
+      const method = RealtimeService.method[kind] as DescMethodUnary;
       // The deadline aborts the request itself: a connection that stopped answering is let go with it.
-      return method({ ...(value as object), sessionId }, { headers: this.headers, signal: AbortSignal.any([this.abort.signal, signal]) });
+      const reply = await this.calls.unary(method, { ...(value as object), sessionId }, this.headers, AbortSignal.any([this.abort.signal, signal]));
+      return reply as CommandResult<K>;
     };
     if (!ORDERED.has(kind)) return call();
     const result = this.chain.then(call, call);
@@ -79,7 +78,7 @@ class ListenSession implements SessionConnection {
 
   private async *pump(): AsyncGenerator<ServerFrame> {
     try {
-      const responses = this.client.listen({ client: "chorus-js" }, { headers: this.headers, signal: this.abort.signal });
+      const responses = this.calls.serverStream(RealtimeService.method.listen, { client: "chorus-js" }, this.headers, this.abort.signal);
       for await (const response of responses) {
         for (const frame of response.frames) {
           if (frame.kind.case === "welcome") this.resolveSessionId(frame.kind.value.sessionId);
@@ -90,24 +89,11 @@ class ListenSession implements SessionConnection {
       if (!this.ended) {
         this.ended = true;
         this.rejectSessionId(error);
-        throw unreachable(error);
+        throw ConnectError.from(error);
       }
     } finally {
       this.ended = true;
       this.rejectSessionId(sessionEnded());
     }
   }
-}
-
-/**
- * fetch reports a server it cannot reach as a TypeError ("fetch failed"),
- * which Connect calls UNKNOWN: say UNAVAILABLE, as the HTTP/2 transport does.
- */
-function unreachable(error: unknown): ConnectError {
-  const e = ConnectError.from(error);
-  const cause = e.cause as { name?: string } | undefined;
-  if (e.code === Code.Unknown && (cause?.name === "TypeError" || /fetch failed|network/i.test(e.rawMessage))) {
-    return new ConnectError(`cannot reach the server: ${e.rawMessage}`, Code.Unavailable, undefined, undefined, error);
-  }
-  return e;
 }

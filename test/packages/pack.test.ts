@@ -106,6 +106,7 @@ describe("the packages, packed and installed into an app outside the workspace",
     const bytes = scripts.reduce((sum, f) => sum + readFileSync(join(out, f)).length, 0);
     const gzipped = scripts.reduce((sum, f) => sum + gzipSync(readFileSync(join(out, f)), { level: 9 }).length, 0);
     console.log(`browser bundle of a page that subscribes, publishes and reads history: ${(bytes / 1024).toFixed(1)} KB minified, ${(gzipped / 1024).toFixed(1)} KB gzipped`);
+    expect(gzipped).toBeLessThanOrEqual(35 * 1024); // the budget the README states
 
     const site = await serveStatic(out);
     const browser = await launchChromium();
