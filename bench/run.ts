@@ -1,4 +1,4 @@
-// `npm run bench [-- --quick] [-- --only=broadcast-1000,steady,rooms-ramp,presence,changes,streams,ingest,flood]`
+// `npm run bench [-- --quick] [-- --only=broadcast-1000,steady,rooms-ramp,presence,changes,streams,ingest,decode,flood]`
 // Runs each scenario against Chorus and its peers (Socket.IO, a raw HTTP/2
 // server that batches like Chorus), with load generators in their own
 // processes on loopback, and prints one table with Chorus' ratios.
@@ -13,6 +13,7 @@ import { Histogram } from "./load/histogram.js";
 import { presenceBench, presenceTable } from "./presence.js";
 import { changesBench, changesTable } from "./changes.js";
 import { streamsBench, streamsTable } from "./streams.js";
+import { decodeBench, decodeTable } from "./decode.js";
 import { ingestBench, ingestTable } from "./ingest.js";
 import { floodBench, floodTable } from "./flood.js";
 import type { ToWorker, WorkerConfig, WorkerReport } from "./load/worker.js";
@@ -446,6 +447,14 @@ if (!only || only.includes("ingest")) {
   console.log("done");
 }
 
+// Decode: one Node client's receive path in-process, the peer Socket.IO's parsers and emitter.
+let decode: Awaited<ReturnType<typeof decodeBench>> | undefined;
+if (!only || only.includes("decode")) {
+  process.stdout.write("client decode, Chorus and Socket.IO … ");
+  decode = await decodeBench(quick);
+  console.log("done");
+}
+
 // Flood: a bystander pair's latency under a flood, against the same pair without it.
 let flood: Awaited<ReturnType<typeof floodBench>> | undefined;
 if (!only || only.includes("flood")) {
@@ -471,7 +480,7 @@ if (!only || only.includes("presence")) {
 }
 
 const machine = { cpus: `${cpus().length} × ${cpus()[0]?.model ?? "?"}`, memoryGiB: Math.round(totalmem() / 2 ** 30), kernel: readFileSync("/proc/sys/kernel/osrelease", "utf8").trim() };
-const report = { date: started.toISOString(), mode: quick ? "quick" : "full", commit: currentCommit(ROOT), machine, versions: versions(), scenarios: scenarios.map(({ name, what }) => ({ name, what })), results, ramp, presence, changes, streams, ingest, flood };
+const report = { date: started.toISOString(), mode: quick ? "quick" : "full", commit: currentCommit(ROOT), machine, versions: versions(), scenarios: scenarios.map(({ name, what }) => ({ name, what })), results, ramp, presence, changes, streams, ingest, decode, flood };
 const md = [
   `# Chorus benchmark (${report.mode}), ${report.date.slice(0, 10)}`,
   "",
@@ -487,11 +496,12 @@ const md = [
   ...(changes ? [changesTable(changes), ""] : []),
   ...(streams ? [streamsTable(streams), ""] : []),
   ...(ingest ? [ingestTable(ingest), ""] : []),
+  ...(decode ? [decodeTable(decode), ""] : []),
   ...(flood ? [floodTable(flood), ""] : []),
   `Reproduce: \`npm run bench${quick ? " -- --quick" : ""}\` (${Math.round((Date.now() - started.getTime()) / 1000)} s).`,
   "",
 ].join("\n");
-console.log(`\n${results.length ? table(results) : ""}\n${ramp.length ? rampTable(ramp) : ""}\n${presence ? presenceTable(presence) : ""}\n${changes ? changesTable(changes) : ""}\n${streams ? streamsTable(streams) : ""}\n${ingest ? ingestTable(ingest) : ""}\n${flood ? floodTable(flood) : ""}\n`);
+console.log(`\n${results.length ? table(results) : ""}\n${ramp.length ? rampTable(ramp) : ""}\n${presence ? presenceTable(presence) : ""}\n${changes ? changesTable(changes) : ""}\n${streams ? streamsTable(streams) : ""}\n${ingest ? ingestTable(ingest) : ""}\n${decode ? decodeTable(decode) : ""}\n${flood ? floodTable(flood) : ""}\n`);
 const dir = join(ROOT, "bench/results");
 mkdirSync(dir, { recursive: true });
 // A partial run (--only) is kept apart: it does not replace the day's whole run nor latest.md.

@@ -1,8 +1,9 @@
-import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import { create, toBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { ConnectRequestSchema, ConnectResponseSchema, type ConnectRequest, type ServerFrame } from "../../gen/chorus/v1/realtime_pb.js";
+import { ConnectRequestSchema, type ConnectRequest } from "../../gen/chorus/v1/realtime_pb.js";
 import { ConnectStream, type ConnectStreamHandler } from "./connect-stream.js";
 import { envelope } from "./envelopes.js";
+import { decodeFrames, type InboundFrame } from "./frames.js";
 import type { H2Target } from "./h2-target.js";
 import { sessionEnded, type CommandCase, type CommandInit, type CommandResult, type SessionConnection, type SessionTransport } from "./session.js";
 
@@ -42,14 +43,14 @@ export class BidiSessionTransport implements SessionTransport {
 }
 
 class BidiSession implements SessionConnection, ConnectStreamHandler {
-  readonly frames: AsyncIterable<ServerFrame>;
+  readonly frames: AsyncIterable<InboundFrame>;
   private readonly call: ConnectStream;
   private readonly pending = new Map<bigint, Pending>();
   private nextRequestId = 1n;
   private ended = false;
   /** Why the session ended: undefined for a clean end (or our own close). */
   private failure: ConnectError | undefined;
-  private readonly inbox: ServerFrame[] = [];
+  private readonly inbox: InboundFrame[] = [];
   private wake: (() => void) | undefined;
 
   constructor(target: H2Target, headers: Record<string, string>) {
@@ -81,7 +82,7 @@ class BidiSession implements SessionConnection, ConnectStreamHandler {
   }
 
   /** The frames that are not replies, as they come; ends with the session, throws if it failed. */
-  private async *iterate(): AsyncGenerator<ServerFrame> {
+  private async *iterate(): AsyncGenerator<InboundFrame> {
     for (;;) {
       const frame = this.inbox.shift();
       if (frame) {
@@ -100,9 +101,9 @@ class BidiSession implements SessionConnection, ConnectStreamHandler {
   // ---- ConnectStreamHandler ----
 
   onMessage(body: Buffer): boolean {
-    let frames: ServerFrame[];
+    let frames: InboundFrame[];
     try {
-      frames = fromBinary(ConnectResponseSchema, body).frames;
+      frames = decodeFrames(body);
     } catch (error) {
       this.call.close(new ConnectError(`the server's message does not decode: ${String(error)}`, Code.Internal));
       return false;

@@ -1,11 +1,12 @@
 import { Code, ConnectError } from "@connectrpc/connect";
-import type { ServerFrame, Welcome } from "../../gen/chorus/v1/realtime_pb.js";
+import type { Welcome } from "../../gen/chorus/v1/realtime_pb.js";
 import { Channel } from "./channel.js";
 import { NotConnectedError, TimeoutError } from "./errors.js";
+import type { InboundFrame } from "./frames.js";
 import { toPayload } from "./convert.js";
 import { unsent, type CommandCase, type CommandInit, type CommandResult, type SessionConnection, type SessionTransport } from "./session.js";
 import { Listeners } from "./listeners.js";
-import type { ConnectionStatus, EventMap, Listener } from "./types.js";
+import type { ConnectionStatus, EventMap, Listener, RealtimePayload } from "./types.js";
 
 /** Timers must not keep a Node process alive on their own; browsers have no unref. */
 function unref(timer: unknown): void {
@@ -407,7 +408,7 @@ export class RealtimeClient {
   }
 
   /** Returns false when the server said not to reconnect. */
-  private handle(connection: SessionConnection, frame: ServerFrame): boolean {
+  private handle(connection: SessionConnection, frame: InboundFrame): boolean {
     this.lastFrameAt = Date.now();
     switch (frame.kind.case) {
       case "welcome": {
@@ -421,12 +422,12 @@ export class RealtimeClient {
         for (const channel of this.channels.values()) channel.connectionRestored();
         return true;
       }
-      case "payload": {
-        const payload = frame.kind.value;
-        if (payload.topic === "") this.direct.dispatch(toPayload(payload));
-        else this.channels.get(payload.topic)?.dispatch(toPayload(payload));
+      case "decodedPayload":
+        this.deliver(frame.kind.value);
         return true;
-      }
+      case "payload":
+        this.deliver(toPayload(frame.kind.value));
+        return true;
       case "heartbeat":
         this.ping(connection, PING_TRIES);
         return true;
@@ -452,6 +453,12 @@ export class RealtimeClient {
     connection.command("ping", {}, AbortSignal.timeout(deadlineMs)).catch(() => {
       if (tries > 1 && this.connection === connection) this.ping(connection, tries - 1);
     });
+  }
+
+  /** A payload to its channel's listeners, or (no topic) to the listeners of messages sent to this user. */
+  private deliver(payload: RealtimePayload): void {
+    if (payload.topic === "") this.direct.dispatch(payload);
+    else this.channels.get(payload.topic)?.dispatch(payload);
   }
 
   /** Resolves (no error) or rejects every waiter, connect() callers and commands alike. */

@@ -24,16 +24,26 @@ export function positionOf(p: StreamPosition | undefined): Position | undefined 
   return p && p.seq > 0n ? { seq: Number(p.seq), epoch: p.epoch } : undefined;
 }
 
+/** A payload's kind from its wire value (unknown values: an event). */
+export function kindOf(type: number): PayloadKind {
+  return KINDS[type as PayloadType] ?? "event";
+}
+
+/** A DB change's operation from its wire value; undefined for none. */
+export function operationOf(operation: number): RealtimePayload["operation"] {
+  return OPERATIONS[operation as Operation];
+}
+
 export function toPayload(p: PayloadProto): RealtimePayload {
   const payload: RealtimePayload = {
-    type: KINDS[p.type] ?? "event",
+    type: kindOf(p.type),
     topic: p.topic,
     event: p.event,
     data: parseJson(p.data),
     timestamp: Number(p.timestamp),
     id: p.id,
   };
-  const operation = OPERATIONS[p.operation];
+  const operation = operationOf(p.operation);
   if (operation) payload.operation = operation;
   if (p.old !== "") payload.old = parseJson(p.old);
   if (p.userId !== "") payload.userId = p.userId;

@@ -1,8 +1,9 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { ConnectError } from "@connectrpc/connect";
-import type { Reply, ServerFrame } from "../../gen/chorus/v1/realtime_pb.js";
+import type { Reply } from "../../gen/chorus/v1/realtime_pb.js";
 import type { ConnectRequestSchema } from "../../gen/chorus/v1/realtime_pb.js";
 import { SessionEndedError } from "./errors.js";
+import type { InboundFrame } from "./frames.js";
 
 /** The commands a session carries, keyed as in ConnectRequest's oneof. */
 type CommandUnion = NonNullable<MessageInitShape<typeof ConnectRequestSchema>["command"]>;
@@ -16,7 +17,7 @@ export type CommandResult<K extends CommandCase> = Extract<Reply["result"], { ca
  * if it failed.
  */
 export interface SessionConnection {
-  readonly frames: AsyncIterable<ServerFrame>;
+  readonly frames: AsyncIterable<InboundFrame>;
   /** Sends a command; `signal` gives up on it (its deadline). */
   command<K extends CommandCase>(kind: K, value: CommandInit<K>, signal: AbortSignal): Promise<CommandResult<K>>;
   close(): void;
