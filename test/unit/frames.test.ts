@@ -6,10 +6,9 @@ import { ConnectResponseSchema, ServerFrameSchema, type ServerFrame } from "../.
 import { toPayload } from "../../clients/src/convert.js";
 import { decodeFrames, type InboundFrame } from "../../clients/src/frames.js";
 import { payloadFrameField } from "../../server/src/payload-wire.js";
+import { samplePayloads } from "../helpers/wire-samples.js";
 
-const STRINGS = ["", "a", "chat/general", "é", "日本語", "🎉 party", "\u0000", "\ud800 lone surrogate", "x".repeat(31), "y".repeat(32), "z".repeat(33), "w".repeat(20_000)];
 const JSON_TEXTS = ["", "null", "1", "-2.5e3", '"é"', '{"a":[1,2,{"b":null}]}', JSON.stringify("🎉 ".repeat(40)), JSON.stringify({ text: "x".repeat(20_000) })];
-const NUMBERS = [0n, 1n, 127n, 128n, 16_383n, 16_384n, 1_733_000_000_000n, 2n ** 53n - 1n];
 
 /** What the client would make of `body` by protobuf-es alone: the reference the hand decoder must equal. */
 function reference(body: Uint8Array): InboundFrame[] {
@@ -20,33 +19,19 @@ const field = (frame: ServerFrame) => new BinaryWriter().tag(1, 2).bytes(toBinar
 const concat = (parts: Uint8Array[]) => Buffer.concat(parts.map((p) => Buffer.from(p)));
 
 it("decodes every payload frame the server writes exactly as protobuf-es and the conversion would, with the other frames between them", () => {
-  let seed = 11;
-  const pick = <T>(list: readonly T[]): T => list[(seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31) % list.length]!;
   const others: ServerFrame[] = [
     create(ServerFrameSchema, { kind: { case: "heartbeat", value: {} } }),
     create(ServerFrameSchema, { kind: { case: "reply", value: { requestId: 7n, result: { case: "publish", value: { id: "m", timestamp: 5n } } } } }),
     create(ServerFrameSchema, { kind: { case: "welcome", value: { sessionId: "s", connectionId: "c", userId: "u", heartbeatIntervalMs: 30_000 } } }),
     create(ServerFrameSchema, { kind: { case: "disconnect", value: { code: 14, reason: "bye", reconnect: true } } }),
   ];
+  const payloads = samplePayloads(11, 3000, JSON_TEXTS);
   for (let i = 0; i < 300; i++) {
     const parts: Uint8Array[] = [];
     for (let k = 0; k < 10; k++) {
-      const payload = create(RealtimePayloadSchema, {
-        type: pick([0, 1, 2, 3, 4, 5, 9]),
-        topic: pick(STRINGS),
-        operation: pick([0, 1, 2, 3, 7]),
-        event: pick(STRINGS),
-        data: pick(JSON_TEXTS),
-        old: pick(JSON_TEXTS),
-        userId: pick(STRINGS),
-        timestamp: pick(NUMBERS),
-        id: pick(STRINGS),
-        seq: pick(NUMBERS),
-        epoch: pick(STRINGS),
-        connectionId: pick(STRINGS),
-      });
+      const payload = payloads[i * 10 + k]!;
       parts.push(Uint8Array.of(0x0a), payloadFrameField(payload)!); // the server's own writer (it adds the field's tag as it batches)
-      if (k % 4 === 3) parts.push(field(pick(others)));
+      if (k % 4 === 3) parts.push(field(others[(i + k) % others.length]!));
     }
     const body = concat(parts);
     expect(decodeFrames(body)).toEqual(reference(body));

@@ -5,32 +5,14 @@ import { RealtimePayloadSchema } from "../../gen/chorus/v1/payload_pb.js";
 import { PublishResponseSchema, ReplySchema, ServerFrameSchema } from "../../gen/chorus/v1/realtime_pb.js";
 import { preEncodedFrame } from "../../server/src/frames.js";
 import { errorReplyField, payloadFrameField, publishReplyField } from "../../server/src/payload-wire.js";
+import { samplePayloads } from "../helpers/wire-samples.js";
 
 /** What protobuf-es writes for the same frame: the reference the hand-written encoder must equal. */
 const reference = (payload: ReturnType<typeof create<typeof RealtimePayloadSchema>>) =>
   new BinaryWriter().bytes(toBinary(ServerFrameSchema, create(ServerFrameSchema, { kind: { case: "payload", value: payload } }))).finish();
 
-const STRINGS = ["", "a", "chat/general", "é", "日本語", "🎉 party", "\u0000", "\ud800 lone surrogate", "x".repeat(127), "y".repeat(128), "z".repeat(20_000)];
-const NUMBERS = [0n, 1n, 127n, 128n, 16_383n, 16_384n, 1_733_000_000_000n, 2n ** 53n - 1n];
-
 it("writes every payload frame byte for byte as protobuf-es does", () => {
-  let seed = 7;
-  const pick = <T>(list: readonly T[]): T => list[(seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31) % list.length]!;
-  for (let i = 0; i < 3000; i++) {
-    const payload = create(RealtimePayloadSchema, {
-      type: pick([0, 1, 2, 3, 4, 5]),
-      topic: pick(STRINGS),
-      operation: pick([0, 1, 2, 3]),
-      event: pick(STRINGS),
-      data: pick(STRINGS),
-      old: pick(STRINGS),
-      userId: pick(STRINGS),
-      timestamp: pick(NUMBERS),
-      id: pick(STRINGS),
-      seq: pick(NUMBERS),
-      epoch: pick(STRINGS),
-      connectionId: pick(STRINGS),
-    });
+  for (const payload of samplePayloads(7, 3000)) {
     expect(Buffer.from(payloadFrameField(payload)!).equals(Buffer.from(reference(payload)))).toBe(true);
   }
 });
