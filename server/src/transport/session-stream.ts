@@ -397,7 +397,13 @@ class SessionStream implements FrameSink {
   private closeIfSettled(): void {
     if (!this.closeWhenSettled || this.inFlight > 0) return;
     this.closeWhenSettled = false;
-    this.session!.close(undefined, true);
+    // Called from a publish's acknowledgement, outside the connection's boundary: a throw ends this stream only.
+    try {
+      this.session!.close(undefined, true);
+    } catch (error) {
+      this.node.logError("a session failed to end", error);
+      this.abort();
+    }
   }
 
   private message(body: Uint8Array): void {
