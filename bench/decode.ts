@@ -6,8 +6,10 @@
 // frames each (a flush), persisted chat messages of ~60 bytes of JSON. The
 // peer, in the same run, is Socket.IO's client side doing the same work for
 // the same messages: engine.io-parser's packet decode, socket.io-parser's
-// decode, and its emitter calling the listener.
-import { create, toBinary } from "@bufbuild/protobuf";
+// decode, and its emitter calling the listener. A third column is the
+// client as it was before it decoded payloads by hand: protobuf-es's
+// generic decoder, a conversion per payload, and one await per frame.
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import * as engineParser from "engine.io-parser";
 import * as socketParser from "socket.io-parser";
 import { performance } from "node:perf_hooks";
@@ -20,6 +22,8 @@ import type { CommandCase, SessionConnection, SessionTransport } from "../client
 export interface DecodeRow {
   figure: string;
   chorus: number;
+  /** The same client with the decoding it had before (protobuf-es, a frame per await). */
+  before: number;
   socketio: number;
   unit: string;
 }
@@ -57,22 +61,26 @@ export function chorusBodies(count: number): Uint8Array[] {
   return bodies;
 }
 
-/** A session that is already there: a welcome, then the frames decoded from `bodies`, as the Node session yields them. */
+/** A session that is already there: a welcome, then the frames decoded from `bodies`, a body at a time as the Node session yields them. */
 class ReplayTransport implements SessionTransport {
   constructor(
     private readonly bodies: Uint8Array[],
     private readonly decode: (body: Uint8Array) => InboundFrame[],
+    private readonly framePerAwait: boolean,
   ) {}
 
   open(): SessionConnection {
-    const { bodies, decode } = this;
+    const { bodies, decode, framePerAwait } = this;
     let release!: () => void;
     const subscribed = new Promise<void>((resolve) => (release = resolve));
     return {
-      frames: (async function* (): AsyncGenerator<InboundFrame> {
-        yield { kind: { case: "welcome", value: { sessionId: "s", connectionId: "c", userId: "bench", nodeId: "n", heartbeatIntervalMs: 0, maxPayloadBytes: 65536 } } } as unknown as InboundFrame;
+      frames: (async function* (): AsyncGenerator<InboundFrame[]> {
+        yield [{ kind: { case: "welcome", value: { sessionId: "s", connectionId: "c", userId: "bench", nodeId: "n", heartbeatIntervalMs: 0, maxPayloadBytes: 65536 } } } as unknown as InboundFrame];
         await subscribed;
-        for (const body of bodies) for (const frame of decode(body)) yield frame;
+        for (const body of bodies) {
+          if (framePerAwait) for (const frame of decode(body)) yield [frame];
+          else yield decode(body);
+        }
       })(),
       command: <K extends CommandCase>(kind: K) => {
         if (kind === "subscribe") release();
@@ -86,9 +94,13 @@ class ReplayTransport implements SessionTransport {
   reset(): void {}
 }
 
-/** `decode`: the client's own (by default), or another to compare with. */
-export async function chorusRun(bodies: Uint8Array[], count: number, decode = decodeFrames): Promise<{ perSecond: number; cpuUs: number }> {
-  const client = new RealtimeClient({ url: "http://bench.invalid" }, new ReplayTransport(bodies, decode));
+/** How the client read a server message before: every frame through protobuf-es. */
+const decodeBefore = (body: Uint8Array): InboundFrame[] => fromBinary(ConnectResponseSchema, body).frames;
+
+/** `before`: decode as the client did before (see decodeBefore), for a figure of the change in the same run. */
+export async function chorusRun(bodies: Uint8Array[], count: number, before = false): Promise<{ perSecond: number; cpuUs: number }> {
+  const transport = before ? new ReplayTransport(bodies, decodeBefore, true) : new ReplayTransport(bodies, decodeFrames, false);
+  const client = new RealtimeClient({ url: "http://bench.invalid" }, transport);
   let received = 0;
   let done!: () => void;
   const finished = new Promise<void>((resolve) => (done = resolve));
@@ -148,19 +160,23 @@ export async function decodeBench(quick: boolean): Promise<DecodeRow[]> {
   const packets = socketIoPackets(count);
   // A warm-up of each (JIT), then the best of three runs: this measures code, not the machine's noise.
   await chorusRun(bodies.slice(0, 1000), Math.min(count, 1000 * PER_BODY));
+  await chorusRun(bodies.slice(0, 1000), Math.min(count, 1000 * PER_BODY), true);
   await socketIoRun(packets.slice(0, 16_000));
   const chorus = [];
+  const before = [];
   const socketio = [];
   for (let i = 0; i < 3; i++) {
     chorus.push(await chorusRun(bodies, count));
+    before.push(await chorusRun(bodies, count, true));
     socketio.push(await socketIoRun(packets));
   }
   const best = (runs: Array<{ perSecond: number; cpuUs: number }>) => runs.reduce((a, b) => (b.perSecond > a.perSecond ? b : a));
   const c = best(chorus);
+  const b = best(before);
   const s = best(socketio);
   return [
-    { figure: "payloads decoded and dispatched per second (one core)", chorus: c.perSecond, socketio: s.perSecond, unit: "/s" },
-    { figure: "CPU per payload", chorus: c.cpuUs, socketio: s.cpuUs, unit: "µs" },
+    { figure: "payloads decoded and dispatched per second (one core)", chorus: c.perSecond, before: b.perSecond, socketio: s.perSecond, unit: "/s" },
+    { figure: "CPU per payload", chorus: c.cpuUs, before: b.cpuUs, socketio: s.cpuUs, unit: "µs" },
   ];
 }
 
@@ -169,8 +185,11 @@ export function decodeTable(rows: DecodeRow[]): string {
   return [
     "### Client decode (one Node client, in-process; 16 payloads per server message)",
     "",
-    "| figure | Chorus | Socket.IO | Chorus ÷ Socket.IO |",
-    "|---|---:|---:|---:|",
-    ...rows.map((r) => `| ${r.figure} | ${format(r.chorus, r.unit)} ${r.unit} | ${format(r.socketio, r.unit)} ${r.unit} | ${(r.chorus / r.socketio).toFixed(2)}× |`),
+    "| figure | Chorus | Chorus before (protobuf-es, a frame per await) | Socket.IO | Chorus ÷ before | Chorus ÷ Socket.IO |",
+    "|---|---:|---:|---:|---:|---:|",
+    ...rows.map(
+      (r) =>
+        `| ${r.figure} | ${format(r.chorus, r.unit)} ${r.unit} | ${format(r.before, r.unit)} ${r.unit} | ${format(r.socketio, r.unit)} ${r.unit} | ${(r.chorus / r.before).toFixed(2)}× | ${(r.chorus / r.socketio).toFixed(2)}× |`,
+    ),
   ].join("\n");
 }

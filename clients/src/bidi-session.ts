@@ -43,14 +43,16 @@ export class BidiSessionTransport implements SessionTransport {
 }
 
 class BidiSession implements SessionConnection, ConnectStreamHandler {
-  readonly frames: AsyncIterable<InboundFrame>;
+  readonly frames: AsyncIterable<InboundFrame[]>;
   private readonly call: ConnectStream;
   private readonly pending = new Map<bigint, Pending>();
   private nextRequestId = 1n;
   private ended = false;
   /** Why the session ended: undefined for a clean end (or our own close). */
   private failure: ConnectError | undefined;
-  private readonly inbox: InboundFrame[] = [];
+  /** Server messages' frames (replies taken out), oldest first; `queued` counts their frames. */
+  private readonly inbox: InboundFrame[][] = [];
+  private queued = 0;
   private wake: (() => void) | undefined;
 
   constructor(target: H2Target, headers: Record<string, string>) {
@@ -81,13 +83,14 @@ class BidiSession implements SessionConnection, ConnectStreamHandler {
     this.call.close();
   }
 
-  /** The frames that are not replies, as they come; ends with the session, throws if it failed. */
-  private async *iterate(): AsyncGenerator<InboundFrame> {
+  /** The frames that are not replies, a server message's worth at a time; ends with the session, throws if it failed. */
+  private async *iterate(): AsyncGenerator<InboundFrame[]> {
     for (;;) {
-      const frame = this.inbox.shift();
-      if (frame) {
+      const batch = this.inbox.shift();
+      if (batch) {
+        this.queued -= batch.length;
         if (this.inbox.length === 0) this.call.resume();
-        yield frame;
+        yield batch;
         continue;
       }
       if (this.ended) {
@@ -108,11 +111,16 @@ class BidiSession implements SessionConnection, ConnectStreamHandler {
       this.call.close(new ConnectError(`the server's message does not decode: ${String(error)}`, Code.Internal));
       return false;
     }
+    const batch: InboundFrame[] = [];
     for (const frame of frames) {
-      if (frame.kind.case === "reply") this.settle(frame.kind.value);
-      else this.inbox.push(frame);
+      if (frame.kind.case === "reply") this.settle(frame.kind.value); // answered here, in the order they came
+      else batch.push(frame);
     }
-    if (this.inbox.length > READ_AHEAD) this.call.pause();
+    if (batch.length > 0) {
+      this.inbox.push(batch);
+      this.queued += batch.length;
+    }
+    if (this.queued > READ_AHEAD) this.call.pause();
     this.wakeReader();
     return true;
   }

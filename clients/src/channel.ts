@@ -1,6 +1,6 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import { reconnectDelay, type RealtimeClient } from "./client.js";
-import { SubscriptionRefusedError } from "./errors.js";
+import { HistoryGapError, SubscriptionRefusedError } from "./errors.js";
 import { positionOf, toHistoryMessage } from "./convert.js";
 import { Listeners } from "./listeners.js";
 import { PresenceState, toPresenceEntry, type PresenceEntry } from "./presence.js";
@@ -361,13 +361,18 @@ export class Channel<Events extends EventMap = Record<string, any>> {
       if (this.position && p.epoch === this.position.epoch && p.seq <= this.position.seq) return;
       this.position = p;
     }
-    for (const gone of this.presenceState.apply(payload)) {
-      this.listeners.dispatch({ type: "presence", topic: this.topic, event: "presence:leave", data: gone.data, userId: gone.userId, connectionId: gone.connectionId, timestamp: payload.timestamp, id: "" });
+    if (payload.type === "presence") {
+      for (const gone of this.presenceState.apply(payload)) {
+        this.listeners.dispatch({ type: "presence", topic: this.topic, event: "presence:leave", data: gone.data, userId: gone.userId, connectionId: gone.connectionId, timestamp: payload.timestamp, id: "" });
+      }
     }
     this.listeners.dispatch(payload);
     if (payload.type === "stream") this.streamParts.apply(payload);
-    // The server dropped messages for us (we read too slowly): catch up from our position.
-    if (payload.type === "system" && payload.event === "system:lagged" && this.wanted && this.joined) this.resync();
+    if (payload.type === "system") {
+      // The server dropped messages for us (we read too slowly): catch up from our position.
+      if (payload.event === "system:lagged" && this.wanted && this.joined) this.resync();
+      if (payload.event === "system:history_gap" && !this.listeners.has("system:history_gap")) this.client.report(gapError(this.topic, payload.data), `recovery of ${this.topic}`);
+    }
   }
 
   /** @internal The session dropped: the subscription is gone until it is restored. */
@@ -454,4 +459,11 @@ export class Channel<Events extends EventMap = Record<string, any>> {
     this.joining = attempt;
     attempt.catch(() => {}); // reported through the status callback and ready()
   }
+}
+
+/** The error for a `system:history_gap` notice (its data: reason, missed_from, missed_to). */
+function gapError(topic: string, data: unknown): HistoryGapError {
+  const notice = (data ?? {}) as { reason?: unknown; missed_from?: unknown; missed_to?: unknown };
+  const position = (v: unknown) => (typeof v === "number" ? v : undefined);
+  return new HistoryGapError(topic, typeof notice.reason === "string" ? notice.reason : "unknown", position(notice.missed_from), position(notice.missed_to));
 }

@@ -377,9 +377,12 @@ export class RealtimeClient {
     let failure: ConnectError | undefined;
     let mayReconnect = true;
     try {
-      for await (const frame of connection.frames) {
-        if (this.connection !== connection) return;
-        mayReconnect = this.handle(connection, frame) && mayReconnect;
+      for await (const frames of connection.frames) {
+        this.lastFrameAt = Date.now(); // once per server message: the clock is read for the watchdog, not per payload
+        for (const frame of frames) {
+          if (this.connection !== connection) return;
+          mayReconnect = this.handle(connection, frame) && mayReconnect;
+        }
       }
     } catch (error) {
       failure = ConnectError.from(error);
@@ -409,7 +412,6 @@ export class RealtimeClient {
 
   /** Returns false when the server said not to reconnect. */
   private handle(connection: SessionConnection, frame: InboundFrame): boolean {
-    this.lastFrameAt = Date.now();
     switch (frame.kind.case) {
       case "welcome": {
         this.welcome = frame.kind.value;

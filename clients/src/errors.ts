@@ -54,3 +54,26 @@ export class SessionEndedError extends ChorusError {
     super("the session has ended", Code.Unavailable);
   }
 }
+
+/**
+ * Messages of a topic were missed and cannot be recovered: while this
+ * client was away they went past the topic's retention (`older_than_retained`),
+ * the topic's history was reset (`history_reset`), or they are older than the
+ * recovery window and this user may not read history (`not_permitted`):
+ * DATA_LOSS. The channel carries on with what is there; an app that keeps
+ * state from the messages should reload it. Reported to `onError` unless the
+ * channel has a listener for `system:history_gap`, which receives the
+ * server's notice itself.
+ */
+export class HistoryGapError extends ChorusError {
+  constructor(
+    readonly topic: string,
+    readonly reason: string,
+    /** The first and last positions missed, when the server knows them. */
+    readonly missedFrom?: number,
+    readonly missedTo?: number,
+  ) {
+    const range = missedFrom !== undefined && missedTo !== undefined ? ` (positions ${missedFrom} to ${missedTo})` : "";
+    super(`messages of ${topic} were missed and cannot be recovered${range}: ${reason}`, Code.DataLoss);
+  }
+}

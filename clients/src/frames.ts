@@ -24,15 +24,17 @@ export type InboundFrame = ServerFrame | PayloadFrame;
 export function decodeFrames(body: Uint8Array): InboundFrame[] {
   const frames: InboundFrame[] = [];
   const reader = new Reader(body);
+  const data = new JsonBatch(body);
   while (reader.more(body.length)) {
     if (reader.varint() !== FRAMES_TAG) return fromBinary(ConnectResponseSchema, body).frames; // not as the server writes it: the general decoder reads it all
     const length = reader.varint();
     const start = reader.at;
     const end = start + length;
     if (end > body.length) throw new RangeError("premature end of a server message");
-    frames.push(payloadFrame(reader, end) ?? fromBinary(ServerFrameSchema, body.subarray(start, end)));
+    frames.push(payloadFrame(reader, end, data) ?? fromBinary(ServerFrameSchema, body.subarray(start, end)));
     reader.at = end;
   }
+  data.parse();
   return frames;
 }
 
@@ -42,24 +44,25 @@ const FRAMES_TAG = (1 << 3) | 2;
 const PAYLOAD_TAG = (2 << 3) | 2;
 
 /** A frame holding exactly one payload field, decoded; undefined for any other frame (then protobuf-es reads it). */
-function payloadFrame(reader: Reader, frameEnd: number): PayloadFrame | undefined {
+function payloadFrame(reader: Reader, frameEnd: number, data: JsonBatch): PayloadFrame | undefined {
   const from = reader.at;
   if (!reader.more(frameEnd) || reader.varint() !== PAYLOAD_TAG) return undefined;
   const length = reader.varint();
   const end = reader.at + length;
   if (end !== frameEnd) return (reader.at = from), undefined; // another field follows (or the length is off): the general decoder decides
-  const value = payload(reader, end);
+  const value = payload(reader, end, data);
   if (!value) return (reader.at = from), undefined;
   return { kind: { case: "decodedPayload", value } };
 }
 
 /** RealtimePayload's fields, as in payload.proto; undefined when something is not as the server writes it. */
-function payload(reader: Reader, end: number): RealtimePayload | undefined {
+function payload(reader: Reader, end: number, batch: JsonBatch): RealtimePayload | undefined {
   let type = 0;
   let operation = 0;
   let topic = "";
   let event = "";
-  let data = "";
+  let dataStart = 0;
+  let dataEnd = 0;
   let old = "";
   let userId = "";
   let timestamp = 0;
@@ -74,22 +77,25 @@ function payload(reader: Reader, end: number): RealtimePayload | undefined {
         type = reader.varint();
         break;
       case (2 << 3) | 2:
-        topic = reader.string();
+        topic = reader.recentString(recent.topic);
         break;
       case (3 << 3) | 0:
         operation = reader.varint();
         break;
       case (4 << 3) | 2:
-        event = reader.string();
+        event = reader.recentString(recent.event);
         break;
       case (5 << 3) | 2:
-        data = reader.string();
+        dataEnd = reader.varint();
+        dataStart = reader.at;
+        dataEnd += dataStart;
+        reader.at = dataEnd;
         break;
       case (6 << 3) | 2:
         old = reader.string();
         break;
       case (7 << 3) | 2:
-        userId = reader.string();
+        userId = reader.recentString(recent.userId);
         break;
       case (8 << 3) | 0:
         timestamp = reader.varint();
@@ -101,18 +107,19 @@ function payload(reader: Reader, end: number): RealtimePayload | undefined {
         seq = reader.varint();
         break;
       case (11 << 3) | 2:
-        epoch = reader.string();
+        epoch = reader.recentString(recent.epoch);
         break;
       case (12 << 3) | 2:
-        connectionId = reader.string();
+        connectionId = reader.recentString(recent.connectionId);
         break;
       default:
         // A field this client does not know (a newer server) or an unusual encoding: skipped, as protobuf does.
         if (!reader.skip(tag & 7)) return undefined;
     }
   }
-  if (reader.at !== end || timestamp < 0 || seq < 0) return undefined;
-  const value: RealtimePayload = { type: kindOf(type), topic, event, data: parseJson(data), timestamp, id };
+  if (reader.at !== end || timestamp < 0 || seq < 0 || dataEnd > end) return undefined;
+  const value: RealtimePayload = { type: kindOf(type), topic, event, data: null, timestamp, id };
+  if (dataEnd > dataStart) batch.add(value, dataStart, dataEnd);
   const op = operationOf(operation);
   if (op) value.operation = op;
   if (old !== "") value.old = parseJson(old);
@@ -124,15 +131,90 @@ function payload(reader: Reader, end: number): RealtimePayload | undefined {
 
 const utf8 = new TextDecoder();
 
+/** The bytes and text of the last short string read for one field. */
+class Recent {
+  bytes = new Uint8Array(0);
+  text = "";
+}
+
+/**
+ * Fields that repeat from payload to payload (a channel's topic, its event
+ * names, the publisher, the epoch): comparing a few bytes with the last one
+ * read costs less than decoding them again.
+ */
+const recent = { topic: new Recent(), event: new Recent(), userId: new Recent(), epoch: new Recent(), connectionId: new Recent() };
+/** Longer strings are decoded each time (comparing would cost about as much). */
+const RECENT_MAX = 64;
+
+/**
+ * The `data` of a server message's payloads, parsed in one JSON.parse:
+ * `[d1,d2,…]`. The server accepts only valid JSON texts as data, and
+ * valid texts joined by commas in brackets are an array of exactly those
+ * values; should anything else arrive (the count differs, or it does not
+ * parse), each is parsed alone, which also says which one is at fault.
+ */
+class JsonBatch {
+  private readonly targets: RealtimePayload[] = [];
+  private readonly ranges: number[] = [];
+  private bytes = 0;
+
+  constructor(private readonly body: Uint8Array) {}
+
+  add(target: RealtimePayload, start: number, end: number): void {
+    this.targets.push(target);
+    this.ranges.push(start, end);
+    this.bytes += end - start;
+  }
+
+  parse(): void {
+    const { targets, ranges, body } = this;
+    if (targets.length === 0) return;
+    if (targets.length > 1) {
+      const joined = new Uint8Array(this.bytes + targets.length + 1);
+      let at = 0;
+      const copy = (body as { copy?: (target: Uint8Array, at: number, start: number, end: number) => number }).copy;
+      for (let i = 0; i < ranges.length; i += 2) {
+        joined[at++] = i === 0 ? 0x5b /* [ */ : 0x2c /* , */;
+        const start = ranges[i]!;
+        const end = ranges[i + 1]!;
+        if (copy) copy.call(body, joined, at, start, end);
+        else if (end - start > 32) joined.set(body.subarray(start, end), at);
+        else for (let k = start; k < end; k++) joined[at + k - start] = body[k]!; // cheaper than a view for a few bytes
+        at += end - start;
+      }
+      joined[at] = 0x5d; /* ] */
+      let values: unknown;
+      try {
+        values = JSON.parse(decodeUtf8(joined, 0, joined.length));
+      } catch {
+        values = undefined;
+      }
+      if (Array.isArray(values) && values.length === targets.length) {
+        for (let i = 0; i < targets.length; i++) targets[i]!.data = values[i];
+        return;
+      }
+    }
+    for (let i = 0; i < targets.length; i++) targets[i]!.data = parseJson(decodeUtf8(body, ranges[2 * i]!, ranges[2 * i + 1]!));
+  }
+}
+
+/** UTF-8 to text: Node's Buffer in one native call, elsewhere short ASCII (ids, topics, event names) by hand, the rest through TextDecoder. */
+function decodeUtf8(bytes: Uint8Array, start: number, end: number): string {
+  const slice = (bytes as { utf8Slice?: (start: number, end: number) => string }).utf8Slice;
+  if (slice) return slice.call(bytes, start, end);
+  if (end - start <= 64) {
+    let ascii = true;
+    for (let i = start; i < end; i++) if (bytes[i]! >= 0x80) ascii = false;
+    if (ascii) return String.fromCharCode.apply(null, bytes.subarray(start, end) as unknown as number[]);
+  }
+  return utf8.decode(bytes.subarray(start, end));
+}
+
 /** A cursor over protobuf's wire format: varints (as numbers, exact up to 2^53), strings, skips. */
 class Reader {
   at = 0;
-  /** Node's Buffer#utf8Slice, when the bytes are a Buffer. */
-  private readonly utf8Slice: ((this: Uint8Array, start: number, end: number) => string) | undefined;
 
-  constructor(private readonly bytes: Uint8Array) {
-    this.utf8Slice = (bytes as { utf8Slice?: (start: number, end: number) => string }).utf8Slice;
-  }
+  constructor(private readonly bytes: Uint8Array) {}
 
   more(end: number): boolean {
     return this.at < end;
@@ -157,19 +239,35 @@ class Reader {
     const length = this.varint();
     const start = this.at;
     const end = start + length;
+    if (end > this.bytes.length) throw new RangeError("premature end of a string");
+    this.at = end;
+    return length === 0 ? "" : decodeUtf8(this.bytes, start, end);
+  }
+
+  /** A string that is often the same as the last one read for its field. */
+  recentString(last: Recent): string {
+    const length = this.varint();
+    const start = this.at;
+    const end = start + length;
     const bytes = this.bytes;
     if (end > bytes.length) throw new RangeError("premature end of a string");
     this.at = end;
     if (length === 0) return "";
-    // Node's Buffer decodes in one native call; elsewhere short ASCII (ids, topics, event names) is
-    // cheaper read here than through a decoder call.
-    if (this.utf8Slice) return this.utf8Slice.call(bytes, start, end);
-    if (length <= 64) {
-      let ascii = true;
-      for (let i = start; i < end; i++) if (bytes[i]! >= 0x80) ascii = false;
-      if (ascii) return String.fromCharCode.apply(null, bytes.subarray(start, end) as unknown as number[]);
+    if (length > RECENT_MAX) return decodeUtf8(bytes, start, end);
+    const known = last.bytes;
+    if (known.length === length) {
+      let same = true;
+      for (let i = 0; i < length; i++) {
+        if (known[i] !== bytes[start + i]) {
+          same = false;
+          break;
+        }
+      }
+      if (same) return last.text;
     }
-    return utf8.decode(bytes.subarray(start, end));
+    last.bytes = new Uint8Array(bytes.subarray(start, end)); // a copy: a view would keep the whole message alive
+    last.text = decodeUtf8(bytes, start, end);
+    return last.text;
   }
 
   /** Skips a field of this wire type; false for a group or an unknown type (left to protobuf-es). */

@@ -31,7 +31,7 @@ export class ListenSessionTransport implements SessionTransport {
 }
 
 class ListenSession implements SessionConnection {
-  readonly frames: AsyncIterable<ServerFrame>;
+  readonly frames: AsyncIterable<ServerFrame[]>;
   private readonly abort = new AbortController();
   private readonly sessionId: Promise<string>;
   private resolveSessionId!: (id: string) => void;
@@ -76,14 +76,12 @@ class ListenSession implements SessionConnection {
     this.rejectSessionId(sessionEnded());
   }
 
-  private async *pump(): AsyncGenerator<ServerFrame> {
+  private async *pump(): AsyncGenerator<ServerFrame[]> {
     try {
       const responses = this.calls.serverStream(RealtimeService.method.listen, { client: "chorus-js" }, this.headers, this.abort.signal);
       for await (const response of responses) {
-        for (const frame of response.frames) {
-          if (frame.kind.case === "welcome") this.resolveSessionId(frame.kind.value.sessionId);
-          yield frame;
-        }
+        for (const frame of response.frames) if (frame.kind.case === "welcome") this.resolveSessionId(frame.kind.value.sessionId);
+        yield response.frames;
       }
     } catch (error) {
       if (!this.ended) {

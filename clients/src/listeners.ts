@@ -1,25 +1,35 @@
 import type { Listener, RealtimePayload } from "./types.js";
 
-/** Listeners by event name, where `'*'` hears every event. */
+/**
+ * Listeners by event name, where `'*'` hears every event. Each event's
+ * listeners are an array replaced on every change, never changed in place:
+ * a dispatch walks the array it found with nothing copied (listeners added
+ * or removed meanwhile take effect from the next payload), and adding or
+ * removing, rare beside payloads, pays for the copy.
+ */
 export class Listeners {
-  private readonly byEvent = new Map<string, Set<Listener>>();
+  private readonly byEvent = new Map<string, readonly Listener[]>();
 
   /** `failed` hears a listener's throw: one listener's bug never stops the others, nor the stream. */
   constructor(private readonly failed: (error: unknown, event: string) => void) {}
 
+  /** Adds `listener` for `event` (once: adding it again changes nothing, as with a Set). */
   add(event: string, listener: Listener): void {
-    let set = this.byEvent.get(event);
-    if (!set) this.byEvent.set(event, (set = new Set()));
-    set.add(listener);
+    const list = this.byEvent.get(event) ?? [];
+    if (!list.includes(listener)) this.byEvent.set(event, [...list, listener]);
   }
 
   /** Whether anyone listens to `event` by name. */
   has(event: string): boolean {
-    return (this.byEvent.get(event)?.size ?? 0) > 0;
+    return (this.byEvent.get(event)?.length ?? 0) > 0;
   }
 
   remove(event: string, listener: Listener): void {
-    this.byEvent.get(event)?.delete(listener);
+    const list = this.byEvent.get(event);
+    if (!list?.includes(listener)) return;
+    const rest = list.filter((l) => l !== listener);
+    if (rest.length > 0) this.byEvent.set(event, rest);
+    else this.byEvent.delete(event);
   }
 
   clear(): void {
@@ -33,11 +43,11 @@ export class Listeners {
   }
 
   private call(event: string, payload: RealtimePayload): void {
-    const set = this.byEvent.get(event);
-    if (!set) return;
-    for (const listener of [...set]) {
+    const list = this.byEvent.get(event);
+    if (!list) return;
+    for (let i = 0; i < list.length; i++) {
       try {
-        listener(payload);
+        list[i]!(payload);
       } catch (error) {
         this.failed(error, event);
       }

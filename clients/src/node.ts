@@ -15,7 +15,7 @@ export class RealtimeClient extends BaseClient {
 export { Channel } from "./channel.js";
 export { reconnectDelay, type ChannelOptions, type RealtimeClientOptions, type StatusListener } from "./client.js";
 export * from "./types.js";
-export { ChorusError, NotConnectedError, SessionEndedError, SubscriptionRefusedError, TimeoutError } from "./errors.js";
+export { ChorusError, HistoryGapError, NotConnectedError, SessionEndedError, SubscriptionRefusedError, TimeoutError } from "./errors.js";
 export type { PresenceEntry } from "./presence.js";
 export type { StreamState, StreamStatus, ViewerStream } from "./streams.js";
 export type { StreamOptions, StreamResult, StreamWriter } from "./stream-writer.js";

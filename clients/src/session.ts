@@ -13,11 +13,12 @@ export type CommandResult<K extends CommandCase> = Extract<Reply["result"], { ca
 
 /**
  * One open session, whatever carries it. `frames` yields every server frame
- * except replies (a Welcome first); it ends when the session ends and throws
- * if it failed.
+ * except replies (a Welcome first), a server message's frames at a time (a
+ * busy session receives them in dozens: one await each would cost more than
+ * decoding them); it ends when the session ends and throws if it failed.
  */
 export interface SessionConnection {
-  readonly frames: AsyncIterable<InboundFrame>;
+  readonly frames: AsyncIterable<InboundFrame[]>;
   /** Sends a command; `signal` gives up on it (its deadline). */
   command<K extends CommandCase>(kind: K, value: CommandInit<K>, signal: AbortSignal): Promise<CommandResult<K>>;
   close(): void;

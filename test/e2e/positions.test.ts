@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createClient } from "@connectrpc/connect";
+import { Code, createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { RealtimeService } from "../../gen/chorus/v1/realtime_pb.js";
+import { HistoryGapError } from "../../clients/src/errors.js";
 import type { RealtimePayload } from "../../clients/src/types.js";
 import { NodeClient } from "../helpers/clients.js";
 import { testEngines } from "../helpers/nats.js";
@@ -52,7 +53,8 @@ describe.each(engines)("positions and recovery on the $name engine", (engine) =>
 
   it("tells a client whose gap reaches past retained history, then delivers what is still there and continues live", async () => {
     const topic = "chat/too-far";
-    const client = new NodeClient({ url: proxy.url });
+    const errors: unknown[] = [];
+    const client = new NodeClient({ url: proxy.url, onError: (error) => errors.push(error) });
     const publisher = new NodeClient({ url: server.url });
     const got: RealtimePayload[] = [];
     client.channel(topic).on("*", (p) => got.push(p)).subscribe();
@@ -73,6 +75,10 @@ describe.each(engines)("positions and recovery on the $name engine", (engine) =>
     expect(notice).toMatchObject({ type: "system", event: "system:history_gap", data: { reason: "older_than_retained", missed_from: 4, missed_to: 18 } });
     expect(got.slice(4).map((p) => p.data)).toEqual(Array.from({ length: 11 }, (_, k) => 18 + k));
     expect(got.slice(4).map((p) => p.position!.seq)).toEqual(Array.from({ length: 11 }, (_, k) => 19 + k));
+    // The app hears of the loss as an error of its own class, with what was lost.
+    const gaps = errors.filter((e) => e instanceof HistoryGapError);
+    expect(gaps).toHaveLength(1);
+    expect(gaps[0]).toMatchObject({ topic, reason: "older_than_retained", missedFrom: 4, missedTo: 18, code: Code.DataLoss });
     client.disconnect();
     publisher.disconnect();
   });

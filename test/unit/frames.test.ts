@@ -63,3 +63,16 @@ it("refuses a cut message as protobuf-es does, rather than making something up",
     expect(() => fromBinary(ConnectResponseSchema, body.subarray(0, cut))).toThrow();
   }
 });
+
+it("parses a message's data together only when each is a JSON text of its own: data that are not are refused as alone", () => {
+  const body = (...data: string[]) =>
+    concat(data.flatMap((d, i) => [Uint8Array.of(0x0a), payloadFrameField(create(RealtimePayloadSchema, { topic: "chat/x", event: "m", data: d, seq: BigInt(i + 1), epoch: "e" }))!]));
+  // Joined, "1,2" and "3" would read as three values; "[1" and "2]" as one: neither may shift data between payloads.
+  for (const data of [["1,2", "3"], ["[1", "2]"], ['{"a":1}', "not json"], ["1", "2", "3,"]]) {
+    expect(() => decodeFrames(body(...data)), data.join(" | ")).toThrow(SyntaxError);
+  }
+  const fine = body('{"a":1}', "", "[1,2]", '"x"');
+  expect(decodeFrames(fine).map((f) => (f.kind.value as { data: unknown }).data)).toEqual([{ a: 1 }, null, [1, 2], "x"]);
+  // The same bytes outside a Node Buffer (as a browser has them) decode the same.
+  expect(decodeFrames(new Uint8Array(fine))).toEqual(decodeFrames(fine));
+});

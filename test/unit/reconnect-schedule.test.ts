@@ -15,8 +15,8 @@ class FakeTransport implements SessionTransport {
     const ended = new Promise<void>((resolve) => (end = resolve));
     this.drop = end;
     const welcome = create(ServerFrameSchema, { kind: { case: "welcome", value: { sessionId: "s", connectionId: "c", userId: "u", heartbeatIntervalMs: 0 } } });
-    async function* frames(): AsyncGenerator<ServerFrame> {
-      yield welcome;
+    async function* frames(): AsyncGenerator<ServerFrame[]> {
+      yield [welcome];
       await ended;
     }
     return { frames: frames(), command: async () => ({}) as never, close: end };
