@@ -6,6 +6,13 @@ export type EmitRequestInit = MessageInitShape<typeof EmitRequestSchema>;
 
 /** Events per batch: what every server takes (CHORUS_MAX_EMIT_BATCH is at least this), and plenty to spread a batch's cost. */
 export const MAX_BATCH = 100;
+/**
+ * A batch's text (data, topics, event names, ids), in UTF-16 units: with
+ * up to three bytes each, a batch stays under what a server reads as one
+ * message by default (twice the 64 KiB payload limit plus 64 KiB). An
+ * event larger than this travels alone.
+ */
+export const MAX_BATCH_CHARS = 48 * 1024;
 /** Batches sent and not yet answered; past it, emits wait in the queue (and gather into fuller batches). */
 const MAX_IN_FLIGHT = 8;
 
@@ -36,7 +43,7 @@ export class EmitBatcher {
   private readonly flush = (): void => {
     this.scheduled = false;
     while (this.queue.length > 0 && this.inFlight < MAX_IN_FLIGHT) {
-      const batch = this.queue.splice(0, MAX_BATCH);
+      const batch = this.queue.splice(0, batchLength(this.queue));
       this.inFlight++;
       void settleAll(this.send(batch.map((b) => b.request)), batch).finally(this.answered);
     }
@@ -46,6 +53,19 @@ export class EmitBatcher {
     this.inFlight--;
     if (this.queue.length > 0 && !this.scheduled) this.flush();
   };
+}
+
+/** How many queued events the next batch takes: up to MAX_BATCH, and MAX_BATCH_CHARS of text (at least one). */
+function batchLength(queue: ReadonlyArray<{ request: EmitRequestInit }>): number {
+  let chars = 0;
+  let n = 0;
+  while (n < queue.length && n < MAX_BATCH) {
+    const r = queue[n]!.request;
+    chars += (r.data?.length ?? 0) + (r.topic?.length ?? 0) + (r.event?.length ?? 0) + (r.id?.length ?? 0) + (r.userId?.length ?? 0) + 32;
+    if (n > 0 && chars > MAX_BATCH_CHARS) break;
+    n++;
+  }
+  return n;
 }
 
 /** Hands each event of a batch its own result (or the batch's failure). */

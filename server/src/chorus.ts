@@ -8,6 +8,7 @@ import type { ChorusConfig } from "./config.js";
 import type { Logger } from "./log.js";
 import { ChorusNode } from "./node.js";
 import { realtimeService } from "./services/realtime.js";
+import { serveSse, sseRequest } from "./sse/stream.js";
 import { serverService } from "./services/server.js";
 import { applyCors, corsAnswer } from "./transport/cors.js";
 import { DualProtocolListener } from "./transport/listener.js";
@@ -75,6 +76,11 @@ export async function startChorus(config: ChorusConfig, log: Logger): Promise<Ru
     if (applyCors(cors, req, res)) return;
     const route = sessionStreamRoute(req.method, req.url, req.headers, false);
     if (route) return void serveSessionStream(node, new Http1Wire(req, res), route, req.headers.authorization);
+    const sse = sseRequest(req.method, req.url ?? "/", req.headers);
+    if (sse) {
+      const refuse = (status: number, headers: Record<string, string>, body: string) => void res.writeHead(status, headers).end(body);
+      return serveSse(node, new Http1Wire(req, res), refuse, sse, {});
+    }
     const lean = unary.route(req.method, req.url ?? "/", req.headers, false);
     if (lean) return unary.serveH1(req, res, lean);
     const handler = handlerFor(req.url ?? "/");
@@ -94,6 +100,8 @@ export async function startChorus(config: ChorusConfig, log: Logger): Promise<Ru
     if (route) return void serveSessionStream(node, new H2Wire(stream), route, head.headers.authorization);
     const emits = head.headers.origin ? undefined : emitSessionRoute(head.method, head.path, head.headers, true);
     if (emits) return serveEmitSession(node, new H2Wire(stream), emits, head.headers.authorization, readMaxBytes);
+    const sse = sseRequest(head.method, head.path, head.headers);
+    if (sse) return serveSse(node, new H2Wire(stream), (status, headers, body) => respondPlain(stream, status, headers, body), sse, answer?.headers ?? {});
     const lean = unary.route(head.method, head.path, head.headers, true);
     if (lean) return unary.serveH2(stream, head, lean, answer?.headers);
     const handler = handlerFor(head.path);

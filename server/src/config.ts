@@ -33,6 +33,8 @@ export interface ChorusConfig {
   maxQueuedFrames: number;
   maxQueuedBytes: number;
   heartbeatIntervalMs: number;
+  /** The `retry:` an SSE stream gives browsers: how long they wait before reconnecting. */
+  sseRetryMs: number;
   /** Per-topic history retention, first matching rule wins. */
   retention: RetentionRule[];
   /** Origins whose pages may call Chorus from a browser; `*` for any. */
@@ -131,6 +133,7 @@ export const defaultConfig = (): ChorusConfig => ({
   maxQueuedFrames: 4096,
   maxQueuedBytes: 8 * 1024 * 1024,
   heartbeatIntervalMs: 30_000,
+  sseRetryMs: 2000,
   retention: parseRetention("**=count:10000,age:30d"),
   corsOrigins: ["*"],
   auth: { jwtPublicKeys: [], permissionsClaim: "chorus" },
@@ -240,6 +243,7 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): ChorusConfi
   config.maxQueuedFrames = int("CHORUS_MAX_QUEUED_FRAMES", 16) ?? config.maxQueuedFrames;
   config.maxQueuedBytes = int("CHORUS_MAX_QUEUED_BYTES", 65536) ?? config.maxQueuedBytes;
   config.heartbeatIntervalMs = int("CHORUS_HEARTBEAT_MS", 100) ?? config.heartbeatIntervalMs;
+  config.sseRetryMs = int("CHORUS_SSE_RETRY_MS", 0) ?? config.sseRetryMs;
   config.shutdownGraceMs = int("CHORUS_SHUTDOWN_GRACE_MS", 0) ?? config.shutdownGraceMs;
   const http2 = env.CHORUS_HTTP2 || "chorus";
   if (http2 !== "chorus" && http2 !== "node") throw new Error(`CHORUS_HTTP2=${http2} is not supported; use "chorus" (Chorus' own HTTP/2) or "node" (Node's http2 module)`);

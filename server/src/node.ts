@@ -600,14 +600,20 @@ export class ChorusNode {
     };
   }
 
-  /** Sends each session a heartbeat; drops those silent for two intervals. */
+  /**
+   * Sends each session a heartbeat; drops those silent for two intervals.
+   * An SSE client cannot ping (EventSource only reads): its sign of life is
+   * taking what it is sent (its stream marks it so), and one that stopped
+   * reading for two intervals is dropped the same way.
+   */
   private checkHeartbeats(): void {
     const now = Date.now();
     const interval = this.config.heartbeatIntervalMs;
     const beat = encodeFrame(frameOf({ kind: { case: "heartbeat", value: { serverTime: BigInt(now) } } }));
     for (const session of [...this.sessions.values()]) {
       if (now - session.lastSeen > 2 * interval) {
-        session.close(new ConnectError(`no ping from the client for ${Math.round((now - session.lastSeen) / 1000)} s`, Code.DeadlineExceeded));
+        const silent = Math.round((now - session.lastSeen) / 1000);
+        session.close(new ConnectError(session.kind === "sse" ? `the client has read nothing for ${silent} s` : `no ping from the client for ${silent} s`, Code.DeadlineExceeded));
       } else {
         session.send(beat);
       }

@@ -30,7 +30,8 @@ import { joinTopic } from "./replay.js";
 import { checkTopic, topicKind } from "./topic.js";
 import { checkLength, FIELD_LIMITS } from "./validate.js";
 
-export type SessionKind = "connect" | "listen";
+/** What carries a session: the bidi stream, Listen (plus unary commands), or Server-Sent Events (no commands, no pings). */
+export type SessionKind = "connect" | "listen" | "sse";
 
 const noop = (): void => {};
 

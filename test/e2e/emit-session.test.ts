@@ -104,6 +104,16 @@ describe("the server SDK on its emit stream", () => {
     sdk.close();
   });
 
+  it("emits made in one turn that are together larger than the server reads as one message go in several batches, all stored in order", async () => {
+    const sdk = createServerSdk({ url: server.url, apiKey: "session-key" });
+    const topic = "feed/large-turn";
+    const big = "x".repeat(40 * 1024);
+    // 20 × 40 KiB in one turn: 800 KiB, four times what one message may hold.
+    const emitted = await Promise.all(Array.from({ length: 20 }, (_, n) => sdk.socket.emit("m", { n, big }, topic, { persist: true })));
+    expect(emitted.map((e) => e.position!.seq)).toEqual(Array.from({ length: 20 }, (_, n) => n + 1));
+    sdk.close();
+  });
+
   it("a back end that emitted and is done exits by itself, without close()", async () => {
     const script = `
       import { createServerSdk } from "./clients/src/server-sdk.ts";

@@ -87,7 +87,7 @@ export interface WireListener {
  */
 export interface Wire {
   /** Sends the response headers now (fetch and proxies treat a stream without them as hung). */
-  respond(contentType: string): void;
+  respond(contentType: string, headers?: Record<string, string>): void;
   write(chunk: Buffer): boolean;
   end(chunk: Buffer | undefined, trailers?: Record<string, string>): void;
   /** Reports drain and close to `to`. */
@@ -109,12 +109,9 @@ export interface Wire {
 export class H2Wire implements Wire {
   constructor(private readonly stream: ServerStream) {}
 
-  respond(contentType: string): void {
+  respond(contentType: string, headers: Record<string, string> = {}): void {
     // Trailers need no announcement in HTTP/2: end() sends them or not.
-    this.stream.respond([
-      [":status", "200"],
-      ["content-type", contentType],
-    ]);
+    this.stream.respond([[":status", "200"], ["content-type", contentType], ...Object.entries(headers)]);
   }
 
   write(chunk: Buffer): boolean {
@@ -162,8 +159,8 @@ export class Http1Wire implements Wire {
     private readonly res: http.ServerResponse,
   ) {}
 
-  respond(contentType: string): void {
-    this.res.writeHead(200, { "content-type": contentType });
+  respond(contentType: string, headers: Record<string, string> = {}): void {
+    this.res.writeHead(200, { ...headers, "content-type": contentType });
     this.res.flushHeaders();
   }
 
