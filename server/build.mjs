@@ -6,12 +6,32 @@
 // name by redefining it on each closure it creates, which costs memory per
 // connection and time on every call that makes a closure.
 import { build } from "esbuild";
+import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 
 export const SERVER_BUNDLE = fileURLToPath(new URL("./dist/main.mjs", import.meta.url));
 
+/** The built-in page (console/): its script bundled for browsers, and its HTML, compiled into the server as one constant. */
+async function buildConsole() {
+  const script = await build({
+    entryPoints: [fileURLToPath(new URL("./console/page.ts", import.meta.url))],
+    bundle: true,
+    write: false,
+    platform: "browser",
+    format: "esm",
+    target: "es2022",
+    minify: true,
+    conditions: ["chorus-source"],
+    logLevel: "warning",
+  });
+  const html = readFileSync(new URL("./console/index.html", import.meta.url), "utf8");
+  return { html, js: script.outputFiles[0].text };
+}
+
 export async function buildServer() {
+  const page = await buildConsole();
   await build({
+    define: { __CHORUS_CONSOLE__: JSON.stringify(page) },
     entryPoints: {
       main: fileURLToPath(new URL("./src/main.ts", import.meta.url)),
       index: fileURLToPath(new URL("./src/index.ts", import.meta.url)),

@@ -46,7 +46,7 @@ export interface StreamWriter {
  * call reads them as it can send them (writes never wait).
  */
 export function openStream(topic: string, options: StreamOptions, call: (requests: AsyncIterable<Request>) => Promise<EmitStreamResponse>): StreamWriter {
-  const id = options.id ?? globalThis.crypto.randomUUID();
+  const id = options.id ?? randomId();
   const queue: Request[] = [{ topic, event: options.event ?? "stream", streamId: id, meta: options.meta === undefined ? "" : JSON.stringify(options.meta) }];
   let wake: (() => void) | undefined;
   let closed = false;
@@ -120,7 +120,7 @@ export function openSessionStream(
   options: StreamOptions,
   send: (request: SessionWrite) => Promise<StreamWriteResponse>,
 ): StreamWriter {
-  const id = options.id ?? globalThis.crypto.randomUUID();
+  const id = options.id ?? randomId();
   const queue: Array<{ text: string } | { data: string }> = [];
   let ending: { status: WireStatus; error?: string } | undefined;
   let failure: unknown;
@@ -189,4 +189,13 @@ export function openSessionStream(
     error: (message) => finish(WireStatus.ERROR, message || "error"),
     cancel: () => finish(WireStatus.CANCELLED),
   };
+}
+
+/**
+ * A random stream id. crypto.randomUUID exists only in secure contexts (a
+ * page on plain http from another host has none); getRandomValues always.
+ */
+function randomId(): string {
+  const bytes = globalThis.crypto.getRandomValues(new Uint8Array(16));
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
 }

@@ -9,6 +9,7 @@ import type { Logger } from "./log.js";
 import { ChorusNode } from "./node.js";
 import { realtimeService } from "./services/realtime.js";
 import { serveSse, sseRequest } from "./sse/stream.js";
+import { plainRoute, type PlainResponse } from "./console.js";
 import { serverService } from "./services/server.js";
 import { applyCors, corsAnswer } from "./transport/cors.js";
 import { DualProtocolListener } from "./transport/listener.js";
@@ -63,10 +64,8 @@ export async function startChorus(config: ChorusConfig, log: Logger): Promise<Ru
   const handlers = new Map(router.handlers.map((h) => [h.requestPath, h]));
   const handlerFor = (path: string): UniversalHandler | undefined => handlers.get(path.split("?", 1)[0]!);
   let listener: DualProtocolListener | undefined;
-  const notRouted = (path: string) =>
-    path.split("?", 1)[0] === "/healthz"
-      ? { status: 200, body: JSON.stringify({ status: "ok", node: config.nodeId, sessions: node.sessionCount, connections: listener?.counts }) }
-      : { status: 404, body: JSON.stringify({ error: "not found" }) };
+  const notRouted = (method: string | undefined, path: string, authorization: string | undefined): PlainResponse =>
+    plainRoute(node, method, path, authorization, listener?.counts) ?? { status: 404, headers: { "content-type": "application/json" }, body: JSON.stringify({ error: "not found" }) };
   const cors = { origins: config.corsOrigins };
   const handlerFailed = (path: string) => (reason: unknown) => {
     if (ConnectError.from(reason).code !== Code.Aborted) log.error(`handler for ${path} failed`, { error: String(reason) });
@@ -85,9 +84,9 @@ export async function startChorus(config: ChorusConfig, log: Logger): Promise<Ru
     if (lean) return unary.serveH1(req, res, lean);
     const handler = handlerFor(req.url ?? "/");
     if (!handler) {
-      const { status, body } = notRouted(req.url ?? "/");
-      res.writeHead(status, { "content-type": "application/json" });
-      return void res.end(body);
+      const { status, headers, body } = notRouted(req.method, req.url ?? "/", req.headers.authorization);
+      res.writeHead(status, headers);
+      return void res.end(req.method === "HEAD" ? undefined : body);
     }
     return serveUniversalH1(req, res, handler);
   };
@@ -106,8 +105,8 @@ export async function startChorus(config: ChorusConfig, log: Logger): Promise<Ru
     if (lean) return unary.serveH2(stream, head, lean, answer?.headers);
     const handler = handlerFor(head.path);
     if (!handler) {
-      const { status, body } = notRouted(head.path);
-      return respondPlain(stream, status, { "content-type": "application/json", ...answer?.headers }, body);
+      const { status, headers, body } = notRouted(head.method, head.path, head.headers.authorization);
+      return respondPlain(stream, status, { ...headers, ...answer?.headers }, head.method === "HEAD" ? "" : body);
     }
     return serveUniversal(stream, head, handler, answer?.headers ?? {}).catch(handlerFailed(handler.requestPath));
   };

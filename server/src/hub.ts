@@ -155,6 +155,17 @@ export class Hub {
     return this.subscribers.get(topic)?.size ?? 0;
   }
 
+  /** Topics with subscribers on this node. */
+  get topicCount(): number {
+    return this.subscribers.size;
+  }
+
+  /** The `limit` topics with the most subscribers on this node, most first. */
+  busiestTopics(limit: number): Array<{ topic: string; subscribers: number }> {
+    const all = [...this.subscribers].map(([topic, sessions]) => ({ topic, subscribers: sessions.size }));
+    return all.sort((a, b) => b.subscribers - a.subscribers || a.topic.localeCompare(b.topic)).slice(0, limit);
+  }
+
   private unwatchIfUnused(topic: string): void {
     if (!this.subscribers.has(topic) && !this.recovering.has(topic)) this.interest.unwatch(topic);
   }

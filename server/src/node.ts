@@ -185,6 +185,27 @@ export class ChorusNode {
     return this.sessions.size;
   }
 
+  /** Messages this node has published (client publishes and back-end emits), since it started. */
+  published = 0;
+  readonly startedAt = Date.now();
+
+  /** What the built-in page's inspector shows: this node's sessions, topics, traffic, engine and database. */
+  stats(): NodeStats {
+    const byKind: Record<string, number> = { connect: 0, listen: 0, sse: 0 };
+    for (const session of this.sessions.values()) byKind[session.kind] = (byKind[session.kind] ?? 0) + 1;
+    return {
+      nodeId: this.config.nodeId,
+      uptimeMs: Date.now() - this.startedAt,
+      sessions: { total: this.sessions.size, ...byKind },
+      topics: this.hub.topicCount,
+      busiestTopics: this.hub.busiestTopics(20),
+      published: this.published,
+      engine: this.config.engine,
+      database: { kind: this.config.databaseUrl ? "postgresql" : "pglite", open: this.changes.started, changesStored: this.changes.stored },
+      developmentMode: this.auth.developmentMode,
+    };
+  }
+
   /** The caller of a RealtimeService call (UNAUTHENTICATED unless its token holds). */
   identify(header: Headers): Promise<Identity> {
     return this.auth.identify(header);
@@ -593,6 +614,7 @@ export class ChorusNode {
       userId,
       connectionId,
     });
+    this.published++;
     return {
       id: result.id,
       position: result.seq > 0 ? create(StreamPositionSchema, { seq: BigInt(result.seq), epoch: result.epoch }) : undefined,
@@ -624,4 +646,16 @@ export class ChorusNode {
 /** A member as the protocol carries it. */
 function memberMessage(m: Member): PresenceMember {
   return create(PresenceMemberSchema, { userId: m.userId, connectionId: m.id, state: m.state, joinedAt: BigInt(m.joinedAt), updatedAt: BigInt(m.updatedAt) });
+}
+
+export interface NodeStats {
+  nodeId: string;
+  uptimeMs: number;
+  sessions: { total: number } & Record<string, number>;
+  topics: number;
+  busiestTopics: Array<{ topic: string; subscribers: number }>;
+  published: number;
+  engine: string;
+  database: { kind: "postgresql" | "pglite"; open: boolean; changesStored: number };
+  developmentMode: boolean;
 }
