@@ -236,6 +236,7 @@ export class RealtimeClient {
    */
   disconnect(): void {
     this.wanted = false;
+    this.watchNetwork(false);
     clearTimeout(this.reconnectTimer);
     this.reconnectTimer = undefined;
     this.stopTimers();
@@ -350,6 +351,7 @@ export class RealtimeClient {
   }
 
   private open(): void {
+    this.watchNetwork(true);
     this.setStatus(this.attempt > 0 || this.connectedAt > 0 ? "reconnecting" : "connecting");
     this.opening = true;
     const start = (token: string | undefined) => {
@@ -481,6 +483,36 @@ export class RealtimeClient {
     }, this.options.connectTimeoutMs ?? 10_000);
     unref(this.connectTimer);
   }
+
+  /**
+   * In a browser, the page hears when the device goes offline and comes
+   * back: the session is dropped at once (rather than at the second missed
+   * heartbeat: a stream open before may hang, not fail) and reopened as
+   * soon as the network returns (rather than after the backoff).
+   */
+  private watchNetwork(on: boolean): void {
+    const events = globalThis as { addEventListener?: (type: string, listener: () => void) => void; removeEventListener?: (type: string, listener: () => void) => void };
+    if (typeof events.addEventListener !== "function" || typeof events.removeEventListener !== "function" || on === this.watchingNetwork) return;
+    this.watchingNetwork = on;
+    const change = on ? events.addEventListener : events.removeEventListener;
+    change.call(globalThis, "offline", this.wentOffline);
+    change.call(globalThis, "online", this.cameOnline);
+  }
+
+  private watchingNetwork = false;
+
+  private readonly wentOffline = (): void => {
+    const connection = this.connection;
+    if (this.wanted && connection) this.giveUp(connection, "the browser went offline");
+  };
+
+  private readonly cameOnline = (): void => {
+    if (!this.wanted || this.reconnectTimer === undefined) return;
+    clearTimeout(this.reconnectTimer);
+    this.reconnectTimer = undefined;
+    this.attempt = 0;
+    this.open();
+  };
 
   /** A connection found dead without any socket saying so: drop it for good and start over. */
   private giveUp(connection: SessionConnection, why: string): void {

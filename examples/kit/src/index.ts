@@ -1,0 +1,1 @@
+export { runExample, startExample, type RunningExample, type ExampleOptions } from "./example.js";
