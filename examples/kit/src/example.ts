@@ -11,8 +11,8 @@ import { build } from "vite";
 export interface ExampleOptions {
   /** Shown in the start-up line. */
   name: string;
-  /** The example's back end (its routes as the reference writes them), given the server SDK. */
-  backend: (sdk: ServerSdk) => Hono;
+  /** The example's back end (its routes as the reference writes them), given the server SDK; with `close`, it has more to stop (a timer). */
+  backend: (sdk: ServerSdk) => Hono | { app: Hono; close(): void };
   /** The folder holding the page: index.html and its React entry. */
   web: URL;
   /** A Chorus to use; none: an embedded node is started. */
@@ -74,7 +74,9 @@ export async function startExample(options: ExampleOptions): Promise<RunningExam
   );
   rmSync(out, { recursive: true, force: true });
 
-  const backend = options.backend(sdk);
+  const made = options.backend(sdk);
+  const backend = made instanceof Hono ? made : made.app;
+  const stopBackend = made instanceof Hono ? () => {} : () => made.close();
   const app = new Hono();
   app.get("/config.js", (c) => c.body(`window.CHORUS_URL = ${JSON.stringify(chorusUrl)};\n`, 200, { "content-type": "text/javascript" }));
   app.route("/api", backend);
@@ -100,6 +102,7 @@ export async function startExample(options: ExampleOptions): Promise<RunningExam
     chorusUrl,
     sdk,
     close: async () => {
+      stopBackend();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       sdk.close();
       await chorus?.close();
