@@ -6,17 +6,11 @@ import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startExample, type RunningExample } from "@chorus/example-kit";
 import { chromiumAvailable, launchChromium } from "../../test/helpers/chromium.js";
+import { until } from "../../test/helpers/page.js";
 import { ROOT, serverForSuite } from "../../test/helpers/server.js";
 import { createDashboardBackend } from "./backend.js";
 
 const figure = (page: Page, name: string) => page.textContent(`[data-metric=${name}] p`).then((t) => t ?? "");
-const until = async (what: string, check: () => Promise<boolean>, timeoutMs = 10_000) => {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-};
 
 describe.runIf(chromiumAvailable())("the dashboard example in Chromium", () => {
   const chorus = serverForSuite();

@@ -5,17 +5,10 @@ import type { Browser, BrowserContext, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startExample, type RunningExample } from "@chorus/example-kit";
 import { chromiumAvailable, launchChromium } from "../../test/helpers/chromium.js";
+import { texts, until } from "../../test/helpers/page.js";
 import { serverForSuite } from "../../test/helpers/server.js";
 import { createTodosBackend } from "./backend.js";
 
-const texts = (page: Page, selector: string) => page.$$eval(selector, (els) => els.map((e) => e.textContent ?? ""));
-const until = async (what: string, check: () => Promise<boolean>, timeoutMs = 10_000) => {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-};
 
 describe.runIf(chromiumAvailable())("the todos example in Chromium", () => {
   const chorus = serverForSuite({ CHORUS_PRESENCE_GRACE_MS: "1000" });

@@ -9,17 +9,10 @@ import { SignJWT } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createServerSdk } from "../../clients/src/server-sdk.js";
 import { chromiumAvailable, launchChromium } from "../helpers/chromium.js";
+import { texts, until } from "../helpers/page.js";
 import { NodeClient } from "../helpers/clients.js";
 import { ROOT, serverForSuite } from "../helpers/server.js";
 
-const texts = (page: Page, selector: string) => page.$$eval(selector, (els) => els.map((e) => e.textContent ?? ""));
-const until = async (what: string, check: () => Promise<boolean>, timeoutMs = 10_000) => {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-};
 const some = (page: Page, selector: string, part: string) => texts(page, selector).then((all) => all.some((t) => t.includes(part)));
 
 /** Screenshots land in a temporary directory; with CHORUS_UPDATE_SCREENSHOTS=1 they replace the README's (docs/). */
