@@ -74,14 +74,14 @@ describe("the auction example", () => {
       expect((await texts(ann, "#price"))[0]).toBe("$10.00");
 
       await place(ann, "12");
-      for (const page of [ann, bob]) await until("ann's bid everywhere", async () => (await texts(page, "#price"))[0] === "$12.00", 2000);
+      for (const page of [ann, bob]) await until("ann's bid everywhere", async () => (await texts(page, "#price"))[0] === "$12.00", 5000);
       expect((await texts(ann, "#leader"))[0]).toBe("You lead");
       expect((await texts(bob, "#leader"))[0]).toBe("ann leads");
 
       await place(bob, "12.50");
       await until("bob told why", async () => (await texts(bob, "#refused"))[0] === "a bid must be at least 13.00");
       await place(bob, "20");
-      for (const page of [ann, bob]) await until("bob's bid everywhere", async () => (await texts(page, "#price"))[0] === "$20.00", 2000);
+      for (const page of [ann, bob]) await until("bob's bid everywhere", async () => (await texts(page, "#price"))[0] === "$20.00", 5000);
       expect(await texts(ann, "#bids li")).toEqual(["ann: $12.00", "bob: $20.00"]);
 
       const carol = await open("carol");

@@ -73,7 +73,7 @@ describe("the chat example", () => {
 
       // Presence: each sees the other within a second.
       let started = Date.now();
-      await until("both online", async () => (await texts(ann.page, "#online span")).includes("bob") && (await texts(bob.page, "#online span")).includes("ann"), 1000 + 2000);
+      await until("both online", async () => (await texts(ann.page, "#online span")).includes("bob") && (await texts(bob.page, "#online span")).includes("ann"), 1000);
       console.log(`chat: both present after ${Date.now() - started} ms`);
 
       // A message reaches the other within a second; the sender sees it once (optimistic, then the broadcast).

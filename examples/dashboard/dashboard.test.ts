@@ -33,7 +33,7 @@ describe.runIf(chromiumAvailable())("the dashboard example in Chromium", () => {
 
     // An INSERT by the server SDK: the order count and revenue move.
     await app.sdk.db.query("INSERT INTO orders (user_id, total) VALUES (?, ?)", ["ada", 12.5]);
-    await until("one order", async () => (await figure(page, "orders")) === "1" && (await figure(page, "revenue")) === "$12.50", 2000);
+    await until("one order", async () => (await figure(page, "orders")) === "1" && (await figure(page, "revenue")) === "$12.50", 5000);
     await until("one active user", async () => (await figure(page, "users")) === "1", 3000);
 
     // The load script, through the back end.

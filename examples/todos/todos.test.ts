@@ -42,19 +42,19 @@ describe.runIf(chromiumAvailable())("the todos example in Chromium", () => {
     // Added by ann, through the back end.
     await ann.page.fill("input", "buy milk");
     await ann.page.click("button[type=submit]");
-    await until("bob sees the new todo", async () => (await items(bob.page)).includes("buy milk"), 2000);
+    await until("bob sees the new todo", async () => (await items(bob.page)).includes("buy milk"), 5000);
 
     // An INSERT by any SQL (here the server SDK) reaches both; a row of another list reaches neither.
     await app.sdk.db.query("INSERT INTO todos (list_id, text) VALUES (?, ?), (?, ?)", [1, "from sql", 2, "not this list"]);
-    for (const { page } of [ann, bob]) await until("the SQL insert", async () => (await items(page)).includes("from sql"), 2000);
+    for (const { page } of [ann, bob]) await until("the SQL insert", async () => (await items(page)).includes("from sql"), 5000);
 
     // Ticked by bob: struck through for ann.
     await bob.page.click("li span:text('buy milk')");
-    await until("ann sees it done", async () => (await ann.page.getAttribute("li:has(span:text('buy milk'))", "class")) === "done", 2000);
+    await until("ann sees it done", async () => (await ann.page.getAttribute("li:has(span:text('buy milk'))", "class")) === "done", 5000);
 
     // Deleted by ann: gone for bob.
     await ann.page.click("button[aria-label='delete there before']");
-    await until("bob sees it gone", async () => !(await items(bob.page)).includes("there before"), 2000);
+    await until("bob sees it gone", async () => !(await items(bob.page)).includes("there before"), 5000);
     expect(await items(bob.page)).toEqual(["buy milk", "from sql"]);
     expect(await items(ann.page)).toEqual(["buy milk", "from sql"]);
 

@@ -153,8 +153,9 @@ $("stream-start").addEventListener("click", async () => {
 const calls = new FetchCalls(url);
 const backendHeaders = (): Record<string, string> => (stored("apiKey") ? { authorization: `Bearer ${stored("apiKey")}` } : {});
 
+/** A ServerService call. Generous: the first one that needs the database opens it (the embedded one takes seconds). */
 function call<I extends DescMessage, O extends DescMessage>(method: DescMethodUnary<I, O>, input: MessageInitShape<I>): Promise<MessageShape<O>> {
-  return calls.unary(method, input, backendHeaders(), AbortSignal.timeout(10_000));
+  return calls.unary(method, input, backendHeaders(), AbortSignal.timeout(60_000));
 }
 
 $("key-form").addEventListener("submit", (e) => {
@@ -181,6 +182,7 @@ function renderRows(): void {
 }
 
 async function openTable(): Promise<void> {
+  $("table-state").textContent = "opening the database…";
   try {
     await call(ServerService.method.exec, { sql: `CREATE TABLE IF NOT EXISTS ${DEMO_TABLE} (id SERIAL PRIMARY KEY, label TEXT NOT NULL, qty INTEGER NOT NULL DEFAULT 1)` });
     if (!tableChannel) {

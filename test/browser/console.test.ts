@@ -36,7 +36,7 @@ describe.runIf(chromiumAvailable())("the built-in page", () => {
   describe("in development mode", () => {
     const server = serverForSuite({ CHORUS_MAX_PUBLISH_RATE: "0" });
 
-    it("walks every panel: status, a topic's messages in and out, presence, history with paging, an AI stream, a live table, the node", async () => {
+    it("walks every panel: status, a topic's messages in and out, presence, history with paging, an AI stream, a live table, the node", { timeout: 120_000 }, async () => {
       const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
       page.on("pageerror", (e) => console.error("page error:", e));
       const loadedAt = Date.now();
@@ -86,7 +86,7 @@ describe.runIf(chromiumAvailable())("the built-in page", () => {
 
       // A live table: rows follow INSERT, UPDATE, DELETE, including a change made elsewhere.
       await page.click("#table-open");
-      await until("the table open", () => some(page, "#table-state", "live"));
+      await until("the table open", () => some(page, "#table-state", "live"), 60_000); // the first use opens the embedded database
       await page.click("#row-insert");
       await page.click("#row-insert");
       await until("two rows", async () => (await texts(page, "#rows tr")).length === 2);
