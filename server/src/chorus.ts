@@ -64,8 +64,8 @@ export async function startChorus(config: ChorusConfig, log: Logger): Promise<Ru
   const handlers = new Map(router.handlers.map((h) => [h.requestPath, h]));
   const handlerFor = (path: string): UniversalHandler | undefined => handlers.get(path.split("?", 1)[0]!);
   let listener: DualProtocolListener | undefined;
-  const notRouted = (method: string | undefined, path: string, authorization: string | undefined): PlainResponse =>
-    plainRoute(node, method, path, authorization, listener?.counts) ?? { status: 404, headers: { "content-type": "application/json" }, body: JSON.stringify({ error: "not found" }) };
+  const notRouted = (method: string | undefined, path: string, headers: Record<string, string | string[] | undefined>): PlainResponse =>
+    plainRoute(node, method, path, headers.authorization as string | undefined, listener?.counts) ?? unknownRoute(method, path, headers["content-type"]);
   const cors = { origins: config.corsOrigins };
   const handlerFailed = (path: string) => (reason: unknown) => {
     if (ConnectError.from(reason).code !== Code.Aborted) log.error(`handler for ${path} failed`, { error: String(reason) });
@@ -84,7 +84,7 @@ export async function startChorus(config: ChorusConfig, log: Logger): Promise<Ru
     if (lean) return unary.serveH1(req, res, lean);
     const handler = handlerFor(req.url ?? "/");
     if (!handler) {
-      const { status, headers, body } = notRouted(req.method, req.url ?? "/", req.headers.authorization);
+      const { status, headers, body } = notRouted(req.method, req.url ?? "/", req.headers);
       res.writeHead(status, headers);
       return void res.end(req.method === "HEAD" ? undefined : body);
     }
@@ -105,7 +105,7 @@ export async function startChorus(config: ChorusConfig, log: Logger): Promise<Ru
     if (lean) return unary.serveH2(stream, head, lean, answer?.headers);
     const handler = handlerFor(head.path);
     if (!handler) {
-      const { status, headers, body } = notRouted(head.method, head.path, head.headers.authorization);
+      const { status, headers, body } = notRouted(head.method, head.path, head.headers);
       return respondPlain(stream, status, { ...headers, ...answer?.headers }, head.method === "HEAD" ? "" : body);
     }
     return serveUniversal(stream, head, handler, answer?.headers ?? {}).catch(handlerFailed(handler.requestPath));
@@ -140,6 +140,20 @@ export async function startChorus(config: ChorusConfig, log: Logger): Promise<Ru
         running.destroyAll();
       })()),
   };
+}
+
+/**
+ * A request for no route. A gRPC or gRPC-Web client (by its content type)
+ * is answered as gRPC says: HTTP 200 with the status in the headers and no
+ * body (Trailers-Only), UNIMPLEMENTED; anyone else gets Connect's JSON
+ * error with 404.
+ */
+function unknownRoute(method: string | undefined, path: string, contentType: string | string[] | undefined): PlainResponse {
+  const what = `no method ${path.split("?", 1)[0]} here (services: chorus.v1.RealtimeService, chorus.v1.ServerService)`;
+  if (method === "POST" && typeof contentType === "string" && /^application\/grpc(-web)?(\+|;|$)/.test(contentType)) {
+    return { status: 200, headers: { "content-type": contentType, "grpc-status": String(Code.Unimplemented), "grpc-message": encodeURIComponent(what) }, body: "" };
+  }
+  return { status: 404, headers: { "content-type": "application/json" }, body: JSON.stringify({ code: "unimplemented", message: what }) };
 }
 
 const delay = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));

@@ -22,10 +22,10 @@ const json = (status: number, value: unknown): PlainResponse => ({ status, heade
  */
 export function plainRoute(node: ChorusNode, method: string | undefined, url: string, authorization: string | undefined, connections: unknown): PlainResponse | undefined {
   const path = url.split("?", 1)[0];
+  // Any method: a probe is a probe.
+  if (path === "/healthz") return json(200, { status: "ok", node: node.config.nodeId, sessions: node.sessionCount, connections });
   if (method !== "GET" && method !== "HEAD") return undefined;
   switch (path) {
-    case "/healthz":
-      return json(200, { status: "ok", node: node.config.nodeId, sessions: node.sessionCount, connections });
     case "/":
     case "/index.html":
       return page

@@ -114,6 +114,12 @@ out["codes"] = {
     "not_protobuf": code_of(
         lambda: channel.unary_unary("/chorus.v1.RealtimeService/GetHistory", request_serializer=lambda b: b, response_deserializer=lambda b: b)(b"\x0a\xff\xff\xff\x0f", metadata=auth, timeout=10)
     ),
+    "unknown_method": code_of(
+        lambda: channel.unary_unary("/chorus.v1.RealtimeService/NoSuchMethod", request_serializer=lambda b: b, response_deserializer=lambda b: b)(b"", metadata=auth, timeout=10)
+    ),
+    "unknown_service": code_of(
+        lambda: channel.unary_unary("/acme.v1.Nothing/Here", request_serializer=lambda b: b, response_deserializer=lambda b: b)(b"", metadata=auth, timeout=10)
+    ),
     "bad_token": code_of(lambda: stub.GetHistory(realtime_pb2.GetHistoryRequest(topic="chat/python"), metadata=[("authorization", "Basic nope")], timeout=10)),
 }
 print(json.dumps(out))
