@@ -24,6 +24,10 @@ export function plainRoute(node: ChorusNode, method: string | undefined, url: st
   const path = url.split("?", 1)[0];
   // Any method: a probe is a probe.
   if (path === "/healthz") return json(200, { status: "ok", node: node.config.nodeId, sessions: node.sessionCount, connections });
+  if (path === "/readyz") {
+    const { ready, checks } = node.readiness();
+    return json(ready ? 200 : 503, { status: ready ? "ready" : "not ready", node: node.config.nodeId, ...checks });
+  }
   if (method !== "GET" && method !== "HEAD") return undefined;
   switch (path) {
     case "/":

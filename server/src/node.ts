@@ -189,6 +189,19 @@ export class ChorusNode {
   published = 0;
   readonly startedAt = Date.now();
 
+  /** Set when the node starts to stop: it takes no new clients (a load balancer reading /readyz moves on). */
+  draining = false;
+
+  /**
+   * Whether this node should be sent clients: its engine can take
+   * publishes, a PostgreSQL's change tracking is not stuck on a failure,
+   * and it is not draining.
+   */
+  readiness(): { ready: boolean; checks: { engine: boolean; database: boolean; draining: boolean } } {
+    const checks = { engine: this.engine.ready, database: this.changes.healthy, draining: this.draining };
+    return { ready: checks.engine && checks.database && !checks.draining, checks };
+  }
+
   /** What the built-in page's inspector shows: this node's sessions, topics, traffic, engine and database. */
   stats(): NodeStats {
     const byKind: Record<string, number> = { connect: 0, listen: 0, sse: 0 };
@@ -556,6 +569,7 @@ export class ChorusNode {
 
   /** Tells every client to reconnect elsewhere, ends every session, flushes history. */
   async close(reason = "server is shutting down"): Promise<void> {
+    this.draining = true;
     clearInterval(this.heartbeat);
     clearInterval(this.budgetSweep);
     const goodbye = encodeFrame(frameOf({ kind: { case: "disconnect", value: { code: Code.Unavailable, reason, reconnect: true } } }));

@@ -85,9 +85,14 @@ describe.skipIf(!installed)("the NATS engine under faults (private nats-server p
     await listener.channel(topic).ready();
     await publisher.channel(topic).publish("m", 0, { persist: true });
     await eventually(() => got.length === 1, "the first message");
+    const ready = () => fetch(`${node.url}/readyz`).then(async (r) => ({ ...((await r.json()) as object), http: r.status }));
+    expect(await ready()).toMatchObject({ http: 200, status: "ready", engine: true, database: true, draining: false });
 
     await nats.stop();
     await eventually(() => node.output().includes("NATS connection lost"), "the node to notice", 5_000);
+    // Alive, but not ready: a load balancer reading /readyz sends new clients elsewhere.
+    expect(await ready()).toMatchObject({ http: 503, status: "not ready", engine: false });
+    expect((await fetch(`${node.url}/healthz`)).status).toBe(200);
     const started = Date.now();
     expect(await codeOf(publisher.channel(topic).publish("m", -1, { persist: true }))).toBe("Unavailable");
     expect(await codeOf(publisher.channel(topic).publish("typing", -1))).toBe("Unavailable");
@@ -103,6 +108,7 @@ describe.skipIf(!installed)("the NATS engine under faults (private nats-server p
 
     await nats.start();
     await eventually(() => node.output().includes("NATS connection back"), "the node to reconnect", 10_000);
+    expect(await ready()).toMatchObject({ http: 200, engine: true });
     for (let n = 1; n <= 3; n++) await publisher.channel(topic).publish("m", n, { persist: true });
     await eventually(() => got.length === 4, "delivery after the restart", 5_000);
     expect(got).toEqual([0, 1, 2, 3]);

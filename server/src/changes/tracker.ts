@@ -50,6 +50,11 @@ export class ChangeTracker {
   ) {}
 
   /** Whether the database has been opened (it is, once anything used it). */
+  /** Whether changes are being stored: false while a failed store waits for the source to resume. */
+  get healthy(): boolean {
+    return this.failure === undefined;
+  }
+
   get started(): boolean {
     return this.opening !== undefined;
   }

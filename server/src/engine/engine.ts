@@ -105,6 +105,8 @@ export interface Delivery {
  */
 export interface Engine {
   readonly name: string;
+  /** Whether it can take publishes now (the NATS engine: connected to NATS). */
+  readonly ready: boolean;
   /** Connects and prepares storage; the node serves nothing before this settles. */
   start(): Promise<void>;
   /**

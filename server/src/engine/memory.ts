@@ -15,6 +15,7 @@ import { HistoryStore, type HistoryOptions } from "./store/history-store.js";
  */
 export class MemoryEngine implements Engine {
   readonly name = "memory";
+  readonly ready = true;
   private readonly store: HistoryStore;
 
   constructor(

@@ -35,6 +35,10 @@ export class NatsEngine implements Engine {
   private readonly writers = new Map<string, TopicWriter>();
   private readonly userSubscriptions = new Map<string, Subscription>();
   private connected = false;
+
+  get ready(): boolean {
+    return this.connected;
+  }
   private readonly stopping = new AbortController();
   private sweep: NodeJS.Timeout | undefined;
 
