@@ -9,7 +9,7 @@ import type { Logger } from "./log.js";
 import { ChorusNode } from "./node.js";
 import { realtimeService } from "./services/realtime.js";
 import { serveSse, sseRequest } from "./sse/stream.js";
-import { plainRoute, type PlainResponse } from "./console.js";
+import { metricsRoute, plainRoute, startInternalListener, type PlainResponse } from "./plain-routes.js";
 import { serverService } from "./services/server.js";
 import { applyCors, corsAnswer } from "./transport/cors.js";
 import { DualProtocolListener } from "./transport/listener.js";
@@ -25,6 +25,8 @@ export interface RunningChorus {
   /** Base URL clients use, e.g. http://127.0.0.1:8080. */
   readonly url: string;
   readonly port: number;
+  /** The internal port (/metrics, /readyz), when CHORUS_INTERNAL_PORT is set. */
+  readonly internalPort: number | undefined;
   readonly node: ChorusNode;
   /** Stops accepting, tells clients to reconnect elsewhere, ends streams, flushes history. */
   close(): Promise<void>;
@@ -49,8 +51,9 @@ export async function startChorus(config: ChorusConfig, log: Logger): Promise<Ru
     acceptCompression: [],
     shutdownSignal: shutdown.signal,
   });
-  const realtime = realtimeService(node);
-  const server = serverService(node);
+  // Every unary method timed for the metrics, on either path that serves it.
+  const realtime = node.metrics.timed(RealtimeService, realtimeService(node));
+  const server = node.metrics.timed(ServerService, serverService(node));
   router.service(RealtimeService, realtime);
   router.service(ServerService, server);
   // The same implementations, served on the lean path where a request is plain binary (transport/unary/README.md).
@@ -82,6 +85,8 @@ export async function startChorus(config: ChorusConfig, log: Logger): Promise<Ru
     }
     const lean = unary.route(req.method, req.url ?? "/", req.headers, false);
     if (lean) return unary.serveH1(req, res, lean);
+    const metrics = metricsRoute(node, req.method, req.url ?? "/", false);
+    if (metrics) return metrics.then(({ status, headers, body }) => void res.writeHead(status, headers).end(body));
     const handler = handlerFor(req.url ?? "/");
     if (!handler) {
       const { status, headers, body } = notRouted(req.method, req.url ?? "/", req.headers);
@@ -103,6 +108,8 @@ export async function startChorus(config: ChorusConfig, log: Logger): Promise<Ru
     if (sse) return serveSse(node, new H2Wire(stream), (status, headers, body) => respondPlain(stream, status, headers, body), sse, answer?.headers ?? {});
     const lean = unary.route(head.method, head.path, head.headers, true);
     if (lean) return unary.serveH2(stream, head, lean, answer?.headers);
+    const metrics = metricsRoute(node, head.method, head.path, false);
+    if (metrics) return metrics.then(({ status, headers, body }) => respondPlain(stream, status, headers, body));
     const handler = handlerFor(head.path);
     if (!handler) {
       const { status, headers, body } = notRouted(head.method, head.path, head.headers);
@@ -121,6 +128,12 @@ export async function startChorus(config: ChorusConfig, log: Logger): Promise<Ru
     onError: (error, context) => log.error(`failed while ${context}`, { error: String((error as Error)?.stack ?? error) }),
   });
   const address = await listener.listen(config.port, config.host);
+  const counted = listener;
+  node.connectionCounts = () => {
+    const { h1, h2 } = counted.counts;
+    return { h1, h2 };
+  };
+  const internal = config.internalPort === undefined ? undefined : await startInternalListener(node, config.internalPort, config.host);
   const shownHost = address.family === "IPv6" ? `[${address.address}]` : address.address;
   const running = listener;
 
@@ -128,6 +141,7 @@ export async function startChorus(config: ChorusConfig, log: Logger): Promise<Ru
   return {
     url: `http://${shownHost}:${address.port}`,
     port: address.port,
+    internalPort: internal?.port,
     node,
     close: () =>
       (closing ??= (async () => {
@@ -138,6 +152,7 @@ export async function startChorus(config: ChorusConfig, log: Logger): Promise<Ru
         const deadline = Date.now() + config.shutdownGraceMs;
         while (running.busy && Date.now() < deadline) await delay(20);
         running.destroyAll();
+        internal?.close();
       })()),
   };
 }

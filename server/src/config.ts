@@ -59,6 +59,8 @@ export interface ChorusConfig {
   handshakeTimeoutMs: number;
   /** A connection with nothing in progress (no request, no session) is closed after this time. */
   idleTimeoutMs: number;
+  /** When set, /metrics and /readyz are served on this port only (an operator's network), not on the public one. */
+  internalPort: number | undefined;
   /** Commands a session has read and not yet answered; past it, its stream is not read. */
   maxInFlightCommands: number;
   /** Events one EmitMany call may carry. */
@@ -146,6 +148,7 @@ export const defaultConfig = (): ChorusConfig => ({
   listenBacklog: 4096,
   handshakeTimeoutMs: 10_000,
   idleTimeoutMs: 120_000,
+  internalPort: undefined,
   maxInFlightCommands: 64,
   maxEmitRate: 50_000,
   maxEmitBatch: 1000,
@@ -269,6 +272,7 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): ChorusConfi
   config.listenBacklog = int("CHORUS_LISTEN_BACKLOG", 1) ?? config.listenBacklog;
   config.handshakeTimeoutMs = int("CHORUS_HANDSHAKE_TIMEOUT_MS", 100) ?? config.handshakeTimeoutMs;
   config.idleTimeoutMs = int("CHORUS_IDLE_TIMEOUT_MS", 1000) ?? config.idleTimeoutMs;
+  config.internalPort = int("CHORUS_INTERNAL_PORT", 0) ?? config.internalPort;
   config.maxInFlightCommands = int("CHORUS_MAX_INFLIGHT_COMMANDS", 1) ?? config.maxInFlightCommands;
   config.maxEmitRate = int("CHORUS_MAX_EMIT_RATE", 0) ?? config.maxEmitRate;
   // At least what the SDK sends in one call.

@@ -26,9 +26,11 @@ const backends = node.apiKeys.developmentMode
     ? "ServerService needs an API key"
     : "ServerService CLOSED until CHORUS_API_KEYS is set";
 const engine = config.engine === "nats" ? `nats at ${config.nats.servers.join(",")}` : `memory, data: ${resolve(config.dataDir)}`;
-log.info(`Chorus listening on ${chorus.url} (engine: ${engine}; ${users}; ${backends})`, {
+const operator = chorus.internalPort === undefined ? "/metrics and /readyz on this port" : `/metrics and /readyz on internal port ${chorus.internalPort}`;
+log.info(`Chorus listening on ${chorus.url} (engine: ${engine}; ${users}; ${backends}; ${operator})`, {
   url: chorus.url,
   port: chorus.port,
+  internalPort: chorus.internalPort,
   engine: config.engine,
   node: config.nodeId,
 });

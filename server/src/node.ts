@@ -55,6 +55,7 @@ import { Hub } from "./hub.js";
 import { IdGenerator, secretId } from "./ids.js";
 import type { Logger } from "./log.js";
 import { FlushScheduler, Outbox, type OutboxLimits } from "./outbox.js";
+import { NodeMetrics, type NodeSnapshot } from "./metrics/metrics.js";
 import { Session, type SessionKind } from "./session.js";
 import { checkTopic, topicKind } from "./topic.js";
 import { checkData, checkEvent, checkHistoryLimit, checkLength, checkMessageId, checkUserId, FIELD_LIMITS } from "./validate.js";
@@ -179,15 +180,45 @@ export class ChorusNode {
     // Replays are never refused (a reconnecting client must recover); each session runs one at a time.
     this.replayGate = new Gate(config.maxHistoryReads, Number.POSITIVE_INFINITY, "replays");
     this.budgetSweep = setInterval(() => this.forgetIdleBudgets(), 5_000).unref();
+    this.metrics = new NodeMetrics(() => this.snapshot());
+    this.scheduler.onFlushed = (seconds) => this.metrics.flushSeconds.observe(seconds);
+  }
+
+  /** What the metrics read when scraped. */
+  private snapshot(): NodeSnapshot {
+    const sessions: Record<string, number> = { connect: 0, listen: 0, sse: 0 };
+    let subscriptions = 0;
+    let outboxBytes = 0;
+    for (const session of this.sessions.values()) {
+      sessions[session.kind] = (sessions[session.kind] ?? 0) + 1;
+      subscriptions += session.topics.size;
+      outboxBytes += session.outbox.bytesQueued;
+    }
+    return {
+      connections: this.connectionCounts(),
+      sessions,
+      subscriptions,
+      topics: this.hub.topicCount,
+      presenceMembers: this.presence.memberCount,
+      activeStreams: this.streams.activeCount,
+      outboxBytes,
+      engineConnected: this.engine.ready,
+      ready: this.readiness().ready,
+      changesStored: this.changes.stored,
+      framesSent: this.scheduler.counts.framesSent,
+      dropped: this.scheduler.counts.dropped,
+    };
   }
 
   get sessionCount(): number {
     return this.sessions.size;
   }
 
-  /** Messages this node has published (client publishes and back-end emits), since it started. */
-  published = 0;
   readonly startedAt = Date.now();
+  /** The Prometheus metrics (/metrics). */
+  readonly metrics: NodeMetrics;
+  /** Open connections by transport, from the listener (set by whoever serves the node). */
+  connectionCounts: () => Record<string, number> = () => ({});
 
   /** Set when the node starts to stop: it takes no new clients (a load balancer reading /readyz moves on). */
   draining = false;
@@ -212,7 +243,7 @@ export class ChorusNode {
       sessions: { total: this.sessions.size, ...byKind },
       topics: this.hub.topicCount,
       busiestTopics: this.hub.busiestTopics(20),
-      published: this.published,
+      published: this.metrics.counts.published,
       engine: this.config.engine,
       database: { kind: this.config.databaseUrl ? "postgresql" : "pglite", open: this.changes.started, changesStored: this.changes.stored },
       developmentMode: this.auth.developmentMode,
@@ -230,9 +261,11 @@ export class ChorusNode {
 
   openSession(identity: Identity, kind: SessionKind): Session {
     if (this.sessions.size >= this.config.maxConnections) {
+      this.metrics.sessionsRefused.inc({ reason: "connection_limit" });
       throw new ConnectError(`this node is at its limit of ${this.config.maxConnections} connections; try again later or another node`, Code.ResourceExhausted);
     }
     const session = new Session(this, secretId(), `c${this.ids.next()}`, identity, kind);
+    this.metrics.sessionsOpened.inc({ kind });
     this.sessions.set(session.id, session);
     this.hub.addUser(session);
     session.watchExpiry();
@@ -618,6 +651,7 @@ export class ChorusNode {
     connectionId: string,
     publisher: string,
   ): Promise<{ id: string; position: StreamPosition | undefined; timestamp: bigint }> {
+    const started = performance.now();
     const result: PublishResult = await this.engine.publish({
       topic: req.topic,
       event: req.event,
@@ -628,7 +662,8 @@ export class ChorusNode {
       userId,
       connectionId,
     });
-    this.published++;
+    this.metrics.counts.published++;
+    this.metrics.enginePublishSeconds.observe((performance.now() - started) / 1000);
     return {
       id: result.id,
       position: result.seq > 0 ? create(StreamPositionSchema, { seq: BigInt(result.seq), epoch: result.epoch }) : undefined,

@@ -6,6 +6,10 @@ import { systemNotice, type OutboundFrame } from "./frames.js";
  * frame queued during that turn leaves in one write per session.
  */
 export class FlushScheduler {
+  /** Frames handed to clients' streams, and payloads dropped for slow ones (read by the metrics). */
+  readonly counts = { framesSent: 0, dropped: 0 };
+  /** Hears how long each flush took, in seconds. */
+  onFlushed: ((seconds: number) => void) | undefined;
   private pending = new Set<Outbox>();
   private spare = new Set<Outbox>();
   private scheduled = false;
@@ -32,9 +36,11 @@ export class FlushScheduler {
     // An outbox woken while this flush runs goes to the next one.
     const due = this.pending;
     this.pending = this.spare;
+    const started = performance.now();
     for (const outbox of due) outbox.release();
     due.clear();
     this.spare = due;
+    this.onFlushed?.((performance.now() - started) / 1000);
   };
 }
 
@@ -87,6 +93,11 @@ export class Outbox {
     private readonly limits: OutboxLimits,
     private readonly scheduler: FlushScheduler,
   ) {}
+
+  /** Bytes queued and not yet written. */
+  get bytesQueued(): number {
+    return this.queuedBytes;
+  }
 
   get lagging(): boolean {
     return this.dropped !== undefined;
@@ -249,6 +260,7 @@ export class Outbox {
 
   private take(): OutboundFrame[] {
     const batch = this.queue;
+    this.scheduler.counts.framesSent += batch.length;
     this.queue = [];
     this.queuedBytes = 0;
     // The writer is ready for more: the cut-off ends here, with a notice.
@@ -287,6 +299,7 @@ export class Outbox {
   }
 
   private drop(topic: string, count: number): void {
+    this.scheduler.counts.dropped += count;
     this.dropped ??= new Map();
     this.dropped.set(topic, (this.dropped.get(topic) ?? 0) + count);
     this.wake();

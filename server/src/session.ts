@@ -126,6 +126,7 @@ export class Session {
     try {
       const since = req.since ? { seq: Number(req.since.seq), epoch: req.since.epoch } : undefined;
       const joined = await joinTopic(this.node, this, req.topic, since, req.presenceSync);
+      if (since) this.node.metrics.recoveries.inc({ outcome: joined.recovered ? "recovered" : "gap" });
       return create(SubscribeResponseSchema, {
         topic: req.topic,
         position: create(StreamPositionSchema, { seq: BigInt(joined.position.seq), epoch: joined.position.epoch }),
@@ -158,6 +159,8 @@ export class Session {
     this.lastSeen = Date.now();
     const requestId = frame.requestId;
     const command = frame.command;
+    const started = performance.now();
+    let failure: unknown;
     try {
       switch (command.case) {
         case "publish":
@@ -201,8 +204,10 @@ export class Session {
           throw new ConnectError("frame carries no command", Code.InvalidArgument);
       }
     } catch (error) {
+      failure = error;
       this.replyError(requestId, error);
     }
+    if (command.case) this.node.metrics.command(rpcName(command.case), started, failure);
     settled();
   }
 
@@ -213,16 +218,19 @@ export class Session {
    */
   publish(requestId: bigint, req: PublishRequest, settled: () => void = noop): void {
     this.lastSeen = Date.now();
+    const started = performance.now();
+    const metrics = this.node.metrics;
     let ack: Promise<PublishResponse>;
     try {
       ack = this.node.publish(req, { identity: this.identity, session: this });
     } catch (error) {
+      metrics.command("Publish", started, error);
       this.replyError(requestId, error);
       return settled();
     }
     ack.then(
-      (value) => this.settle(settled, () => this.reply(requestId, { case: "publish", value })),
-      (error: unknown) => this.settle(settled, () => this.replyError(requestId, error)),
+      (value) => (metrics.command("Publish", started, undefined), this.settle(settled, () => this.reply(requestId, { case: "publish", value }))),
+      (error: unknown) => (metrics.command("Publish", started, error), this.settle(settled, () => this.replyError(requestId, error))),
     );
   }
 
@@ -263,6 +271,7 @@ export class Session {
     this.producing.clear();
     this.node.presence.sessionEnded(this, clean);
     this.outbox.end(error);
+    this.node.metrics.sessionClosed(this.kind, error, clean);
     this.node.forget(this, clean ? "closed by the client" : (error?.rawMessage ?? "connection lost"));
   }
 
@@ -283,4 +292,9 @@ export class Session {
     if (field) return this.send(preEncodedFrame(field));
     this.reply(requestId, { case: "error", value: create(ReplyErrorSchema, { code: e.code, message: e.rawMessage }) });
   }
+}
+
+/** A session command's RPC name (subscribe → Subscribe), the method label its timing goes under. */
+function rpcName(command: string): string {
+  return command.charAt(0).toUpperCase() + command.slice(1);
 }

@@ -33,6 +33,11 @@ export interface PresenceHolder {
  */
 export class Presence {
   private readonly registry: PresenceRegistry;
+
+  /** Members on the topics this node knows of (for the metrics). */
+  get memberCount(): number {
+    return this.registry.memberCount;
+  }
   /** This node's members, by topic and presence id, with the session holding each (none while in its grace period). */
   private readonly own = new Map<string, PresenceHolder | undefined>();
   /** Topics this node's subscribers watch: resolved once the other nodes' members are known. */

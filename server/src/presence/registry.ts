@@ -45,6 +45,13 @@ export class PresenceRegistry {
   private readonly gone = new Set<string>();
   private readonly sweeper: NodeJS.Timeout;
 
+  /** Members on every topic known here. */
+  get memberCount(): number {
+    let n = 0;
+    for (const t of this.topics.values()) n += t.members.size;
+    return n;
+  }
+
   constructor(private readonly hooks: RegistryHooks) {
     this.sweeper = setInterval(() => this.sweep(Date.now()), 250).unref();
   }

@@ -38,6 +38,13 @@ const MIRROR_GRACE_MS = 10_000;
  */
 export class StreamRegistry {
   private readonly byTopic = new Map<string, Map<string, ActiveStream>>();
+
+  /** Streams open here, all topics together. */
+  get activeCount(): number {
+    let n = 0;
+    for (const streams of this.byTopic.values()) n += streams.size;
+    return n;
+  }
   private readonly perProducer = new Map<string, number>();
   private readonly flushing = new Set<ActiveStream>();
   private flushScheduled = false;
