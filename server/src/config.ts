@@ -337,3 +337,54 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): ChorusConfi
   }
   return config;
 }
+
+/**
+ * `CHORUS_*` and `NATS_*` variables set in `env` that no setting reads
+ * (a typo must not pass in silence), each with the known name it most
+ * likely meant. The known names are the ones configFromEnv reads, so
+ * this list cannot drift from it.
+ */
+export function unknownVariables(env: NodeJS.ProcessEnv = process.env): Array<{ name: string; suggestion: string | undefined }> {
+  const read = new Set<string>();
+  const recording = (values: NodeJS.ProcessEnv) =>
+    new Proxy(values, {
+      get(target, name) {
+        if (typeof name === "string") read.add(name);
+        return target[name as string];
+      },
+    });
+  // Twice: with nothing set (every setting read, none refused), then as set (what some values lead it to read).
+  for (const values of [{}, env]) {
+    try {
+      configFromEnv(recording(values));
+    } catch {
+      // A bad value is configFromEnv's to report; the names were read all the same.
+    }
+  }
+  const known = [...read].filter((name) => /^(CHORUS|NATS)_/.test(name));
+  return Object.keys(env)
+    .filter((name) => /^(CHORUS|NATS)_/.test(name) && !read.has(name))
+    .sort()
+    .map((name) => ({ name, suggestion: closest(name, known) }));
+}
+
+/** The known name nearest to `name` by edit distance, if near enough to be a typo. */
+function closest(name: string, known: string[]): string | undefined {
+  let best: string | undefined;
+  let bestDistance = Math.max(3, Math.floor(name.length / 5)) + 1;
+  for (const candidate of known) {
+    const d = editDistance(name, candidate);
+    if (d < bestDistance) [best, bestDistance] = [candidate, d];
+  }
+  return best;
+}
+
+function editDistance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const row = [i];
+    for (let j = 1; j <= b.length; j++) row[j] = Math.min(previous[j]! + 1, row[j - 1]! + 1, previous[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    previous = row;
+  }
+  return previous[b.length]!;
+}

@@ -1,6 +1,6 @@
 import { resolve } from "node:path";
 import { startChorus } from "./chorus.js";
-import { configFromEnv } from "./config.js";
+import { configFromEnv, unknownVariables } from "./config.js";
 import { jsonLogger } from "./log.js";
 
 const log = jsonLogger();
@@ -11,6 +11,10 @@ try {
 } catch (error) {
   log.error(`configuration error: ${(error as Error).message}`);
   process.exit(2);
+}
+
+for (const { name, suggestion } of unknownVariables()) {
+  log.warn(`${name} is not a Chorus setting and is ignored${suggestion ? `; did you mean ${suggestion}?` : ""}`, { variable: name, ...(suggestion ? { suggestion } : {}) });
 }
 
 const chorus = await startChorus(config, log).catch((error: NodeJS.ErrnoException) => {
