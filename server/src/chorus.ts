@@ -52,8 +52,9 @@ export async function startChorus(config: ChorusConfig, log: Logger): Promise<Ru
     shutdownSignal: shutdown.signal,
   });
   // Every unary method timed for the metrics, on either path that serves it.
-  const realtime = node.metrics.timed(RealtimeService, realtimeService(node));
-  const server = node.metrics.timed(ServerService, serverService(node));
+  const refused = (method: string, error: unknown) => node.commandRefused(method, error);
+  const realtime = node.metrics.timed(RealtimeService, realtimeService(node), refused);
+  const server = node.metrics.timed(ServerService, serverService(node), refused);
   router.service(RealtimeService, realtime);
   router.service(ServerService, server);
   // The same implementations, served on the lean path where a request is plain binary (transport/unary/README.md).

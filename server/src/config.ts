@@ -4,6 +4,7 @@ import { readKeyMaterial, type AuthConfig } from "./auth.js";
 import { parseGrants, type Grants } from "./permissions.js";
 import { parseRetention, type RetentionRule } from "./engine/retention.js";
 import { natsConfigFromEnv, type NatsConfig } from "./engine/nats/connection.js";
+import { LOG_LEVELS, type LogLevel } from "./log.js";
 import { DEFAULT_H2_LIMITS, type H2Limits } from "./transport/h2/connection.js";
 
 /** Everything a Chorus node can be told; every field has an embedded default. */
@@ -59,6 +60,8 @@ export interface ChorusConfig {
   handshakeTimeoutMs: number;
   /** A connection with nothing in progress (no request, no session) is closed after this time. */
   idleTimeoutMs: number;
+  /** How much the node logs (CHORUS_LOG_LEVEL): debug adds every session's start and end and every refused command. */
+  logLevel: LogLevel;
   /** When set, /metrics and /readyz are served on this port only (an operator's network), not on the public one. */
   internalPort: number | undefined;
   /** Commands a session has read and not yet answered; past it, its stream is not read. */
@@ -149,6 +152,7 @@ export const defaultConfig = (): ChorusConfig => ({
   handshakeTimeoutMs: 10_000,
   idleTimeoutMs: 120_000,
   internalPort: undefined,
+  logLevel: "info",
   maxInFlightCommands: 64,
   maxEmitRate: 50_000,
   maxEmitBatch: 1000,
@@ -273,6 +277,9 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): ChorusConfi
   config.handshakeTimeoutMs = int("CHORUS_HANDSHAKE_TIMEOUT_MS", 100) ?? config.handshakeTimeoutMs;
   config.idleTimeoutMs = int("CHORUS_IDLE_TIMEOUT_MS", 1000) ?? config.idleTimeoutMs;
   config.internalPort = int("CHORUS_INTERNAL_PORT", 0) ?? config.internalPort;
+  const level = env.CHORUS_LOG_LEVEL || config.logLevel;
+  if (!(LOG_LEVELS as readonly string[]).includes(level)) throw new Error(`CHORUS_LOG_LEVEL=${level} is not a level; use one of ${LOG_LEVELS.join(", ")}`);
+  config.logLevel = level as LogLevel;
   config.maxInFlightCommands = int("CHORUS_MAX_INFLIGHT_COMMANDS", 1) ?? config.maxInFlightCommands;
   config.maxEmitRate = int("CHORUS_MAX_EMIT_RATE", 0) ?? config.maxEmitRate;
   // At least what the SDK sends in one call.

@@ -3,15 +3,14 @@ import { startChorus } from "./chorus.js";
 import { configFromEnv, unknownVariables } from "./config.js";
 import { jsonLogger } from "./log.js";
 
-const log = jsonLogger();
-
 let config;
 try {
   config = configFromEnv();
 } catch (error) {
-  log.error(`configuration error: ${(error as Error).message}`);
+  jsonLogger().error(`configuration error: ${(error as Error).message}`);
   process.exit(2);
 }
+const log = jsonLogger("chorus", config.logLevel);
 
 for (const { name, suggestion } of unknownVariables()) {
   log.warn(`${name} is not a Chorus setting and is ignored${suggestion ? `; did you mean ${suggestion}?` : ""}`, { variable: name, ...(suggestion ? { suggestion } : {}) });
@@ -38,6 +37,23 @@ log.info(`Chorus listening on ${chorus.url} (engine: ${engine}; ${users}; ${back
   engine: config.engine,
   node: config.nodeId,
 });
+
+// On a terminal, the same in a form for people (the JSON line above is for machines).
+if (process.stderr.isTTY) {
+  const local = chorus.url.replace("0.0.0.0", "localhost");
+  process.stderr.write(
+    [
+      "",
+      `  Chorus      ${chorus.url}   (the built-in page: ${local}/)`,
+      `  engine      ${engine}`,
+      `  users       ${users}`,
+      `  back ends   ${backends}`,
+      `  operators   ${operator}; logs at ${config.logLevel} (CHORUS_LOG_LEVEL)`,
+      "",
+      "",
+    ].join("\n"),
+  );
+}
 
 if (!node.auth.developmentMode && Object.keys(config.permissions).length === 0) {
   log.warn("no CHORUS_PERMISSIONS: users may do only what their token's permission claim grants");

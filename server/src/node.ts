@@ -53,7 +53,7 @@ import { createEngine } from "./engine/create.js";
 import { encodeFrame, frameOf, ROW_OPERATIONS, storedPayload } from "./frames.js";
 import { Hub } from "./hub.js";
 import { IdGenerator, secretId } from "./ids.js";
-import type { Logger } from "./log.js";
+import { EveryFewSeconds, type Logger } from "./log.js";
 import { FlushScheduler, Outbox, type OutboxLimits } from "./outbox.js";
 import { NodeMetrics, type NodeSnapshot } from "./metrics/metrics.js";
 import { Session, type SessionKind } from "./session.js";
@@ -215,6 +215,16 @@ export class ChorusNode {
   }
 
   readonly startedAt = Date.now();
+  /** Refusals at the connection limit come in floods: one line per few seconds says how many. */
+  private readonly refusedAtLimit = new EveryFewSeconds((message, fields) => this.log.info(message, fields));
+
+  /** A command refused with an error the client caused (debug: the operator's view of what clients get wrong). */
+  commandRefused(method: string, error: unknown, session?: Session): void {
+    const e = ConnectError.from(error);
+    if (e.code === Code.Internal || e.code === Code.Unknown) return; // logged as errors where they happen
+    // The code, not the message: a message may quote what the client sent.
+    this.log.debug("command refused", { method, code: Code[e.code], ...(session ? { connection: session.connectionId } : {}) });
+  }
   /** The Prometheus metrics (/metrics). */
   readonly metrics: NodeMetrics;
   /** Open connections by transport, from the listener (set by whoever serves the node). */
@@ -262,10 +272,12 @@ export class ChorusNode {
   openSession(identity: Identity, kind: SessionKind): Session {
     if (this.sessions.size >= this.config.maxConnections) {
       this.metrics.sessionsRefused.inc({ reason: "connection_limit" });
+      this.refusedAtLimit.note(`refusing sessions: this node is at its limit of ${this.config.maxConnections} connections (CHORUS_MAX_CONNECTIONS)`);
       throw new ConnectError(`this node is at its limit of ${this.config.maxConnections} connections; try again later or another node`, Code.ResourceExhausted);
     }
     const session = new Session(this, secretId(), `c${this.ids.next()}`, identity, kind);
     this.metrics.sessionsOpened.inc({ kind });
+    this.log.debug("session opened", { connection: session.connectionId, kind, user: identity.userId });
     this.sessions.set(session.id, session);
     this.hub.addUser(session);
     session.watchExpiry();
@@ -310,6 +322,7 @@ export class ChorusNode {
   /** A session ended: it is forgotten, and the leave hook (if any) told why. */
   forget(session: Session, reason: string): void {
     this.sessions.delete(session.id);
+    this.log.debug("session closed", { connection: session.connectionId, kind: session.kind, reason, seconds: Math.round((Date.now() - session.connectedAt) / 1000) });
     this.hub.removeUser(session);
     this.leaveHook?.send({
       event: "disconnect",

@@ -205,6 +205,7 @@ export class Session {
       }
     } catch (error) {
       failure = error;
+      if (command.case) this.node.commandRefused(rpcName(command.case), error, this);
       this.replyError(requestId, error);
     }
     if (command.case) this.node.metrics.command(rpcName(command.case), started, failure);
@@ -225,12 +226,13 @@ export class Session {
       ack = this.node.publish(req, { identity: this.identity, session: this });
     } catch (error) {
       metrics.command("Publish", started, error);
+      this.node.commandRefused("Publish", error, this);
       this.replyError(requestId, error);
       return settled();
     }
     ack.then(
       (value) => (metrics.command("Publish", started, undefined), this.settle(settled, () => this.reply(requestId, { case: "publish", value }))),
-      (error: unknown) => (metrics.command("Publish", started, error), this.settle(settled, () => this.replyError(requestId, error))),
+      (error: unknown) => (metrics.command("Publish", started, error), this.node.commandRefused("Publish", error, this), this.settle(settled, () => this.replyError(requestId, error))),
     );
   }
 

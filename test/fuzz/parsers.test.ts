@@ -207,7 +207,7 @@ describe("HTTP/2 frame reader", () => {
 
 describe("session stream: envelopes and commands", () => {
   const dir = mkdtempSync(join(tmpdir(), "chorus-fuzz-"));
-  const node = new ChorusNode({ ...defaultConfig(), dataDir: dir, maxPublishRate: 0 }, { info() {}, warn() {}, error() {} });
+  const node = new ChorusNode({ ...defaultConfig(), dataDir: dir, maxPublishRate: 0 }, { debug() {}, info() {}, warn() {}, error() {} });
   afterAll(async () => {
     await node.close();
     rmSync(dir, { recursive: true, force: true });

@@ -154,7 +154,7 @@ async function trackerRig() {
     close: async () => {},
     query: async () => ({ rows: [], fields: [], rowCount: 0 }),
   } as unknown as ChangeSource;
-  const quiet = { info() {}, warn() {}, error() {} };
+  const quiet = { debug() {}, info() {}, warn() {}, error() {} };
   const tracker = new ChangeTracker(() => source, engine, quiet);
   await tracker.query("select 1", []);
   const change = (n: number): RowChange => ({ table: "orders", op: "INSERT", data: `{"id":${n}}`, mark: `test:${String(n).padStart(4, "0")}` });

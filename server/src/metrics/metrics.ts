@@ -119,7 +119,7 @@ export class NodeMetrics {
    * The service with each unary method timed into chorus_command_duration_seconds
    * (both the lean unary path and connect's serve these same functions).
    */
-  timed<S extends DescService>(service: S, impl: Partial<ServiceImpl<S>>): Partial<ServiceImpl<S>> {
+  timed<S extends DescService>(service: S, impl: Partial<ServiceImpl<S>>, refused?: (method: string, error: unknown) => void): Partial<ServiceImpl<S>> {
     const out: Record<string, unknown> = { ...impl };
     for (const method of service.methods) {
       const fn = (impl as Record<string, unknown>)[method.localName];
@@ -132,6 +132,7 @@ export class NodeMetrics {
           return await (fn as (...a: unknown[]) => Promise<unknown>).apply(this, args);
         } catch (error) {
           code = codeToString(ConnectError.from(error).code);
+          refused?.(method.name, error);
           throw error;
         } finally {
           histogram.observe({ method: method.name, code }, (performance.now() - started) / 1000);
