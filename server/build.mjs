@@ -31,9 +31,10 @@ async function buildConsole() {
 export async function buildServer() {
   const page = await buildConsole();
   await build({
-    define: { __CHORUS_CONSOLE__: JSON.stringify(page) },
+    define: { __CHORUS_CONSOLE__: JSON.stringify(page), __CHORUS_VERSION__: JSON.stringify(JSON.parse(readFileSync(new URL("./package.json", import.meta.url), "utf8")).version) },
     entryPoints: {
       main: fileURLToPath(new URL("./src/main.ts", import.meta.url)),
+      cli: fileURLToPath(new URL("./src/cli.ts", import.meta.url)),
       index: fileURLToPath(new URL("./src/index.ts", import.meta.url)),
     },
     outdir: fileURLToPath(new URL("./dist", import.meta.url)),
