@@ -12,6 +12,18 @@ import type { PublishResult } from "./types.js";
 
 export type { StreamOptions, StreamResult, StreamWriter } from "./stream-writer.js";
 
+/** A connection as the admin API lists it. */
+export interface ConnectionInfo {
+  connectionId: string;
+  userId: string;
+  nodeId: string;
+  /** Milliseconds since the Unix epoch. */
+  connectedAt: number;
+  topics: string[];
+  /** "connect" (a bidirectional session), "listen" (a browser) or "sse". */
+  kind: string;
+}
+
 export interface ServerSdkOptions {
   /** The Chorus server, e.g. http://localhost:8080. */
   url: string;
@@ -71,6 +83,13 @@ export interface ServerSdk {
   presence(topic: string): Promise<{ members: Array<PresenceEntry & { joinedAt: number; updatedAt: number }>; users: number }>;
   /** The same as socket.sendTo. */
   sendTo(userId: string, event: string, data: unknown): Promise<{ id: string }>;
+  /** The connections of every node, and ending a user's. */
+  connections: {
+    /** One page of connections (of one user, with `userId`), oldest first; `nextPageToken` ("" at the end) asks for the next. */
+    list(options?: { userId?: string; pageSize?: number; pageToken?: string }): Promise<{ connections: ConnectionInfo[]; nextPageToken: string }>;
+    /** Ends every connection of a user on every node; with `reconnect: false` its clients stop trying. Resolves to how many were ended. */
+    disconnectUser(userId: string, options?: { reason?: string; reconnect?: boolean }): Promise<number>;
+  };
   /** Closes the connection to the server. */
   close(): void;
 }
@@ -127,6 +146,21 @@ export function createServerSdk(options: ServerSdkOptions): ServerSdk {
           "db.query",
         ),
       exec: (sql) => guard(client.exec({ sql }, { headers }).then(() => undefined), "db.exec"),
+    },
+    connections: {
+      list: (opts = {}) =>
+        guard(
+          client.listConnections({ userId: opts.userId ?? "", pageSize: opts.pageSize ?? 0, pageToken: opts.pageToken ?? "" }, { headers }).then((reply) => ({
+            connections: reply.connections.map((c) => ({ connectionId: c.connectionId, userId: c.userId, nodeId: c.nodeId, connectedAt: Number(c.connectedAt), topics: c.topics, kind: c.kind })),
+            nextPageToken: reply.nextPageToken,
+          })),
+          "connections.list",
+        ),
+      disconnectUser: (userId, opts = {}) =>
+        guard(
+          client.disconnectUser({ userId, reason: opts.reason ?? "", reconnect: opts.reconnect ?? true }, { headers }).then((reply) => reply.disconnected),
+          `disconnectUser ${userId}`,
+        ),
     },
     presence: (topic) =>
       guard(

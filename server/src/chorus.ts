@@ -37,6 +37,7 @@ export async function startChorus(config: ChorusConfig, log: Logger): Promise<Ru
   const node = new ChorusNode(config, log);
   await node.engine.start();
   await node.presence.start();
+  await node.startAdmin();
   // A PostgreSQL is read from the start (its changes come from any client); the embedded database opens on first use.
   if (config.databaseUrl) node.changes.openInBackground();
   const shutdown = new AbortController();

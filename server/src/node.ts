@@ -29,6 +29,11 @@ import {
   type StreamWriteResponse,
 } from "../../gen/chorus/v1/realtime_pb.js";
 import {
+  ConnectionInfoSchema,
+  DisconnectUserResponseSchema,
+  ListConnectionsResponseSchema,
+  type DisconnectUserResponse,
+  type ListConnectionsResponse,
   EmitManyResponseSchema,
   EmitResponseSchema,
   EmitResultSchema,
@@ -56,6 +61,8 @@ import { IdGenerator, secretId } from "./ids.js";
 import { EveryFewSeconds, type Logger } from "./log.js";
 import { FlushScheduler, Outbox, type OutboxLimits } from "./outbox.js";
 import { NodeMetrics, type NodeSnapshot } from "./metrics/metrics.js";
+import { createClusterAdmin } from "./admin/create.js";
+import type { ClusterAdmin } from "./admin/cluster.js";
 import { Session, type SessionKind } from "./session.js";
 import { checkTopic, topicKind } from "./topic.js";
 import { checkData, checkEvent, checkHistoryLimit, checkLength, checkMessageId, checkUserId, FIELD_LIMITS } from "./validate.js";
@@ -181,6 +188,7 @@ export class ChorusNode {
     this.replayGate = new Gate(config.maxHistoryReads, Number.POSITIVE_INFINITY, "replays");
     this.budgetSweep = setInterval(() => this.forgetIdleBudgets(), 5_000).unref();
     this.metrics = new NodeMetrics(() => this.snapshot());
+    this.admin = createClusterAdmin(this.engine, config.nodeId, () => this.presence.otherNodes(), log);
     this.scheduler.onFlushed = (seconds) => this.metrics.flushSeconds.observe(seconds);
   }
 
@@ -216,6 +224,8 @@ export class ChorusNode {
 
   readonly startedAt = Date.now();
   /** Refusals at the connection limit come in floods: one line per few seconds says how many. */
+  /** The admin API's questions to the other nodes. */
+  private readonly admin: ClusterAdmin;
   private readonly refusedAtLimit = new EveryFewSeconds((message, fields) => this.log.info(message, fields));
 
   /** A command refused with an error the client caused (debug: the operator's view of what clients get wrong). */
@@ -528,6 +538,70 @@ export class ChorusNode {
   }
 
   /** ServerService.ListPresence: a back end's view of a topic's members. */
+  /** Starts answering the other nodes' admin questions about this node's sessions. */
+  startAdmin(): Promise<void> {
+    return this.admin.start((kind, body) => {
+      const request = (body ?? {}) as { userId?: string; reason?: string; reconnect?: boolean };
+      if (kind === "connections") return this.ownConnections(typeof request.userId === "string" ? request.userId : "");
+      if (kind === "disconnect" && typeof request.userId === "string") return this.disconnectOwn(request.userId, String(request.reason ?? ""), request.reconnect === true);
+      return undefined;
+    });
+  }
+
+  /**
+   * Every connection of every node (one user's, with user_id), ordered by
+   * when it connected, a page at a time: the page token is where the last
+   * page ended, so a page is never repeated or skipped because connections
+   * came or went meanwhile.
+   */
+  async listConnections(req: { userId: string; pageSize: number; pageToken: string }): Promise<ListConnectionsResponse> {
+    if (req.userId !== "") checkUserId(req.userId);
+    const size = req.pageSize === 0 ? 100 : req.pageSize;
+    if (size > 1000) throw new ConnectError(`page_size ${req.pageSize} is out of range: use 1 to 1000 (0 means 100)`, Code.InvalidArgument);
+    const after = req.pageToken === "" ? undefined : pageCursor(req.pageToken);
+    const others = (await this.admin.askOthers("connections", { userId: req.userId })).flatMap((answer) => (Array.isArray(answer) ? (answer as ConnectionSummary[]) : []));
+    const all = [...this.ownConnections(req.userId), ...others].sort(byConnectedAt);
+    const rest = after ? all.filter((c) => byConnectedAt(c, after) > 0) : all;
+    const page = rest.slice(0, size);
+    const last = page.at(-1);
+    return create(ListConnectionsResponseSchema, {
+      connections: page.map((c) => create(ConnectionInfoSchema, { connectionId: c.connectionId, userId: c.userId, nodeId: c.nodeId, connectedAt: BigInt(c.connectedAt), topics: c.topics, kind: c.kind })),
+      nextPageToken: rest.length > size && last ? Buffer.from(JSON.stringify({ t: last.connectedAt, c: last.connectionId })).toString("base64url") : "",
+    });
+  }
+
+  /** Ends every session of a user on every node; with reconnect false, their clients stop trying. */
+  async disconnectUser(req: { userId: string; reason: string; reconnect: boolean }): Promise<DisconnectUserResponse> {
+    checkUserId(req.userId);
+    checkLength(req.reason, 256, "reason");
+    const own = this.disconnectOwn(req.userId, req.reason, req.reconnect);
+    const others = await this.admin.askOthers("disconnect", { userId: req.userId, reason: req.reason, reconnect: req.reconnect });
+    return create(DisconnectUserResponseSchema, { disconnected: own + others.reduce<number>((n, a) => n + (typeof a === "number" ? a : 0), 0) });
+  }
+
+  private ownConnections(userId: string): ConnectionSummary[] {
+    const out: ConnectionSummary[] = [];
+    for (const s of this.sessions.values()) {
+      if (userId !== "" && s.userId !== userId) continue;
+      out.push({ connectionId: s.connectionId, userId: s.userId, nodeId: this.config.nodeId, connectedAt: s.connectedAt, topics: [...s.topics], kind: s.kind });
+    }
+    return out;
+  }
+
+  private disconnectOwn(userId: string, reason: string, reconnect: boolean): number {
+    const why = reason === "" ? "disconnected by the server" : `disconnected by the server: ${reason}`;
+    let count = 0;
+    for (const session of [...this.sessions.values()]) {
+      if (session.userId !== userId) continue;
+      // Told first (the SDK stops reconnecting when it may not), then ended.
+      session.send(encodeFrame(frameOf({ kind: { case: "disconnect", value: { code: reconnect ? Code.Unavailable : Code.PermissionDenied, reason: why, reconnect } } })));
+      session.close(new ConnectError(why, reconnect ? Code.Unavailable : Code.PermissionDenied));
+      count++;
+    }
+    if (count > 0) this.log.info(`disconnected ${count} connection(s) of a user`, { user: userId, reconnect });
+    return count;
+  }
+
   async listPresence(topic: string): Promise<ListPresenceResponse> {
     checkTopic(topic, this.config.maxTopicLength);
     const members = await this.presence.members(topic);
@@ -720,4 +794,28 @@ export interface NodeStats {
   engine: string;
   database: { kind: "postgresql" | "pglite"; open: boolean; changesStored: number };
   developmentMode: boolean;
+}
+
+/** A connection as the admin API lists it, and as nodes tell each other. */
+interface ConnectionSummary {
+  connectionId: string;
+  userId: string;
+  nodeId: string;
+  connectedAt: number;
+  topics: string[];
+  kind: string;
+}
+
+const byConnectedAt = (a: { connectedAt: number; connectionId: string }, b: { connectedAt: number; connectionId: string }): number =>
+  a.connectedAt - b.connectedAt || (a.connectionId < b.connectionId ? -1 : a.connectionId > b.connectionId ? 1 : 0);
+
+/** Where a ListConnections page token says the last page ended. */
+function pageCursor(token: string): { connectedAt: number; connectionId: string } {
+  try {
+    const { t, c } = JSON.parse(Buffer.from(token, "base64url").toString("utf8")) as { t?: unknown; c?: unknown };
+    if (typeof t === "number" && typeof c === "string") return { connectedAt: t, connectionId: c };
+  } catch {
+    // fall through
+  }
+  throw new ConnectError("page_token is not one this server gave: pass next_page_token as it was", Code.InvalidArgument);
 }

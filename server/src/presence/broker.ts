@@ -36,12 +36,18 @@ export interface PresenceBroker {
   callsHooksFor(owner: string): boolean;
   /** Says goodbye to the other nodes. */
   close(): Promise<void>;
+  /** The other nodes known to be alive, and whether this node has been up long enough to know them all. */
+  otherNodes(): { count: number; settled: boolean };
 }
 
 /** One node: nothing to share, every member is this node's. */
 export class LocalBroker implements PresenceBroker {
   readonly shared = false;
   constructor(private readonly node: string) {}
+
+  otherNodes(): { count: number; settled: boolean } {
+    return { count: 0, settled: true };
+  }
 
   async start(): Promise<void> {}
   publish(): void {}

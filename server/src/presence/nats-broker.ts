@@ -124,6 +124,10 @@ export class NatsPresenceBroker implements PresenceBroker {
     return members;
   }
 
+  otherNodes(): { count: number; settled: boolean } {
+    return { count: [...this.lastSeen.keys()].filter((n) => !this.gone.has(n)).length, settled: Date.now() - this.startedAt > 2 * HEARTBEAT_MS };
+  }
+
   callsHooksFor(owner: string): boolean {
     if (owner === this.node) return true;
     if (!this.gone.has(owner)) return false;

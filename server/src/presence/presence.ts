@@ -34,6 +34,11 @@ export interface PresenceHolder {
 export class Presence {
   private readonly registry: PresenceRegistry;
 
+  /** The other nodes known to be alive (what the admin API asks). */
+  otherNodes(): { count: number; settled: boolean } {
+    return this.broker.otherNodes();
+  }
+
   /** Members on the topics this node knows of (for the metrics). */
   get memberCount(): number {
     return this.registry.memberCount;

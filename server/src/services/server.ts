@@ -22,6 +22,14 @@ export function serverService(node: ChorusNode): Partial<ServiceImpl<typeof Serv
     async sendToUser(req, ctx) {
       return node.sendToUser(req, node.apiKeys.check(ctx.requestHeader));
     },
+    async listConnections(req, ctx) {
+      node.apiKeys.check(ctx.requestHeader);
+      return node.listConnections(req);
+    },
+    async disconnectUser(req, ctx) {
+      node.apiKeys.check(ctx.requestHeader);
+      return node.disconnectUser(req);
+    },
     async listPresence(req, ctx) {
       node.apiKeys.check(ctx.requestHeader);
       return node.listPresence(req.topic);
