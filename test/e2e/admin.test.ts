@@ -2,11 +2,11 @@
 // at a time, and ending a user's connections on every node, with or
 // without letting its clients reconnect. On both engines, and across two
 // nodes on NATS.
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { createServerSdk } from "../../clients/src/server-sdk.js";
 import { NodeClient } from "../helpers/clients.js";
-import { natsAvailable, natsEngineEnv, SHARED_NATS_URL, testEngines, uniquePrefix } from "../helpers/nats.js";
-import { codeOf, eventually, removeDir, serverForSuite, sleep, startServer, type ServerProcess } from "../helpers/server.js";
+import { natsAvailable, natsNodesForSuite, testEngines } from "../helpers/nats.js";
+import { codeOf, eventually, serverForSuite, sleep } from "../helpers/server.js";
 
 const KEY = "admin-test-key";
 
@@ -60,26 +60,14 @@ for (const engine of await testEngines("admin")) {
 const nats = await natsAvailable();
 
 describe.skipIf(!nats)("the admin API across two nodes on NATS", () => {
-  let a: ServerProcess;
-  let b: ServerProcess;
-  beforeAll(async () => {
-    const env = natsEngineEnv(SHARED_NATS_URL, uniquePrefix("admin-nodes"), { CHORUS_API_KEYS: KEY });
-    [a, b] = await Promise.all([startServer(env), startServer(env)]);
-  });
-  afterAll(async () => {
-    for (const node of [a, b]) {
-      if (!node) continue;
-      await node.stop();
-      removeDir(node.dataDir);
-    }
-  });
+  const nodes = natsNodesForSuite("admin-nodes", { CHORUS_API_KEYS: KEY });
 
   it("lists the connections of both nodes from either, and ends a user's on the other node", async () => {
-    const onA = new NodeClient({ url: a.url, token: "ann" });
-    const onB = new NodeClient({ url: b.url, token: "ben" });
-    const annOnB = new NodeClient({ url: b.url, token: "ann" });
+    const onA = new NodeClient({ url: nodes.a.url, token: "ann" });
+    const onB = new NodeClient({ url: nodes.b.url, token: "ben" });
+    const annOnB = new NodeClient({ url: nodes.b.url, token: "ann" });
     await Promise.all([onA.connect(), onB.connect(), annOnB.connect()]);
-    const sdk = createServerSdk({ url: a.url, apiKey: KEY });
+    const sdk = createServerSdk({ url: nodes.a.url, apiKey: KEY });
     // A node learns of the others from their heartbeats (every second).
     let listed: Awaited<ReturnType<typeof sdk.connections.list>> | undefined;
     for (let i = 0; i < 40 && (listed?.connections.length ?? 0) < 3; i++) {
@@ -92,7 +80,7 @@ describe.skipIf(!nats)("the admin API across two nodes on NATS", () => {
     expect(await sdk.connections.disconnectUser("ann", { reconnect: false })).toBe(2);
     await eventually(() => onA.status === "disconnected" && annOnB.status === "disconnected", "ann's clients on both nodes to stop");
     expect(onB.status).toBe("connected");
-    const sdkB = createServerSdk({ url: b.url, apiKey: KEY });
+    const sdkB = createServerSdk({ url: nodes.b.url, apiKey: KEY });
     expect((await sdkB.connections.list()).connections.map((c) => c.userId)).toEqual(["ben"]);
     for (const c of [onA, onB, annOnB]) c.disconnect();
     sdk.close();

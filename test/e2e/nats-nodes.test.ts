@@ -1,38 +1,26 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { createServerSdk } from "../../clients/src/server-sdk.js";
 import type { RealtimePayload } from "../../clients/src/types.js";
 import { NodeClient, transports } from "../helpers/clients.js";
-import { natsAvailable, natsEngineEnv, SHARED_NATS_URL, uniquePrefix } from "../helpers/nats.js";
+import { natsAvailable, natsNodesForSuite } from "../helpers/nats.js";
 import { LoopbackProxy } from "../helpers/proxy.js";
-import { eventually, removeDir, sleep, startServer, type ServerProcess } from "../helpers/server.js";
+import { eventually, sleep } from "../helpers/server.js";
 
 const available = await natsAvailable();
 
 /** Two Chorus nodes sharing one NATS (the machine's), with subjects and stream of their own. */
 describe.skipIf(!available)("two Chorus nodes on one NATS act as one server", () => {
-  let a: ServerProcess;
-  let b: ServerProcess;
-  beforeAll(async () => {
-    const env = natsEngineEnv(SHARED_NATS_URL, uniquePrefix("nodes"), { CHORUS_MAX_PUBLISH_RATE: "0" });
-    [a, b] = await Promise.all([startServer(env), startServer(env)]);
-  });
-  afterAll(async () => {
-    for (const node of [a, b]) {
-      if (!node) continue;
-      await node.stop();
-      removeDir(node.dataDir);
-    }
-  });
+  const nodes = natsNodesForSuite("nodes", { CHORUS_MAX_PUBLISH_RATE: "0" });
 
   it("a client on A receives what a client on B publishes and what Emit sends to either node, in order", async () => {
     const topic = "chat/across";
-    const onA = new NodeClient({ url: a.url, token: "ann" });
-    const onB = new NodeClient({ url: b.url, token: "ben" });
+    const onA = new NodeClient({ url: nodes.a.url, token: "ann" });
+    const onB = new NodeClient({ url: nodes.b.url, token: "ben" });
     const got: RealtimePayload[] = [];
     onA.channel(topic).on("*", (p) => got.push(p)).subscribe();
     await onA.channel(topic).ready();
-    const sdkA = createServerSdk({ url: a.url });
-    const sdkB = createServerSdk({ url: b.url });
+    const sdkA = createServerSdk({ url: nodes.a.url });
+    const sdkB = createServerSdk({ url: nodes.b.url });
 
     await onB.channel(topic).publish("message", { n: 0 }, { persist: true });
     await onB.channel(topic).publish("typing", { n: 1 }); // ephemeral
@@ -63,8 +51,8 @@ describe.skipIf(!available)("two Chorus nodes on one NATS act as one server", ()
 
   it("publishers on both nodes racing on one topic get contiguous, distinct positions, each in its own order", async () => {
     const topic = "chat/race";
-    const onA = new NodeClient({ url: a.url, token: "ann" });
-    const onB = new NodeClient({ url: b.url, token: "ben" });
+    const onA = new NodeClient({ url: nodes.a.url, token: "ann" });
+    const onB = new NodeClient({ url: nodes.b.url, token: "ben" });
     const send = (client: NodeClient, who: string) =>
       Promise.all(Array.from({ length: 200 }, (_, n) => client.channel(topic).publish("m", { who, n }, { persist: true })));
     const [fromA, fromB] = await Promise.all([send(onA, "a"), send(onB, "b")]);
@@ -83,13 +71,13 @@ describe.skipIf(!available)("two Chorus nodes on one NATS act as one server", ()
   });
 
   it("messages sent to a user reach the user's connections on every node", async () => {
-    const onA = new NodeClient({ url: a.url, token: "cleo" });
-    const onB = new NodeClient({ url: b.url, token: "cleo" });
+    const onA = new NodeClient({ url: nodes.a.url, token: "cleo" });
+    const onB = new NodeClient({ url: nodes.b.url, token: "cleo" });
     const got: string[] = [];
     onA.on("notice", ({ data }) => got.push(`A:${data}`));
     onB.on("notice", ({ data }) => got.push(`B:${data}`));
     await Promise.all([onA.connect(), onB.connect()]);
-    const sdk = createServerSdk({ url: b.url });
+    const sdk = createServerSdk({ url: nodes.b.url });
     await sdk.sendTo("cleo", "notice", "hello");
     await eventually(() => got.length === 2, "both connections");
     expect(got.sort()).toEqual(["A:hello", "B:hello"]);
@@ -100,13 +88,13 @@ describe.skipIf(!available)("two Chorus nodes on one NATS act as one server", ()
 
   it("a retried publish with the same id is stored once, whichever node gets the retry", async () => {
     const topic = "chat/retry";
-    const sdkA = createServerSdk({ url: a.url });
-    const sdkB = createServerSdk({ url: b.url });
+    const sdkA = createServerSdk({ url: nodes.a.url });
+    const sdkB = createServerSdk({ url: nodes.b.url });
     const first = await sdkA.socket.emit("m", { once: true }, topic, { persist: true, id: "order-77" });
     const again = await sdkB.socket.emit("m", { once: true }, topic, { persist: true, id: "order-77" });
     expect(again.id).toBe("order-77");
     expect(again.position).toEqual(first.position);
-    const client = new NodeClient({ url: a.url });
+    const client = new NodeClient({ url: nodes.a.url });
     expect((await client.channel(topic).getHistory()).length).toBe(1);
     client.disconnect();
     sdkA.close();
@@ -115,16 +103,16 @@ describe.skipIf(!available)("two Chorus nodes on one NATS act as one server", ()
 
   it.each(transports)("a subscriber cut off from A while 500 messages are persisted reconnects to B and receives exactly those 500, in order, then live ones ($name)", async (transport) => {
     const topic = `chat/move-${transport.name.split(" ")[0]}`;
-    const proxy = await LoopbackProxy.start(a.port);
+    const proxy = await LoopbackProxy.start(nodes.a.port);
     const client = transport.create({ url: proxy.url, token: "mover" });
     const got: number[] = [];
     client.channel(topic).on("m", ({ data }) => got.push(data)).subscribe();
     await client.channel(topic).ready();
-    const publisher = new NodeClient({ url: b.url });
+    const publisher = new NodeClient({ url: nodes.b.url });
     for (let n = 0; n < 5; n++) await publisher.channel(topic).publish("m", n, { persist: true });
     await eventually(() => got.length === 5, "the first five");
 
-    proxy.retarget(b.port);
+    proxy.retarget(nodes.b.port);
     proxy.dropAll();
     await eventually(() => client.status === "reconnecting", "reconnecting");
     await Promise.all(Array.from({ length: 500 }, (_, i) => publisher.channel(topic).publish("m", 5 + i, { persist: true })));

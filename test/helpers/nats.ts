@@ -3,7 +3,8 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { createServer, Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll } from "vitest";
+import { afterAll, beforeAll } from "vitest";
+import { removeDir, startServer, type ServerProcess } from "./server.js";
 
 /** The NATS server these machines run (with JetStream). */
 export const SHARED_NATS_URL = process.env.NATS_URL || "nats://127.0.0.1:4222";
@@ -164,4 +165,31 @@ export async function startCluster(size = 3): Promise<NatsServer[]> {
   const servers = await Promise.all(clusterPorts.map((port, i) => NatsServer.create(`n${i + 1}`, { port, routes: clusterPorts.filter((p) => p !== port) })));
   await Promise.all(servers.map((s) => s.start()));
   return servers;
+}
+
+/**
+ * Two Chorus nodes on the machine's NATS, with subjects and a stream of
+ * their own, for the enclosing suite: started before its tests, stopped
+ * (and their data removed) after them.
+ */
+export function natsNodesForSuite(label: string, extra: Record<string, string> = {}): { readonly a: ServerProcess; readonly b: ServerProcess } {
+  const nodes: ServerProcess[] = [];
+  beforeAll(async () => {
+    const env = natsEngineEnv(SHARED_NATS_URL, uniquePrefix(label), extra);
+    nodes.push(...(await Promise.all([startServer(env), startServer(env)])));
+  });
+  afterAll(async () => {
+    for (const node of nodes) {
+      await node.stop();
+      removeDir(node.dataDir);
+    }
+  });
+  return {
+    get a() {
+      return nodes[0]!;
+    },
+    get b() {
+      return nodes[1]!;
+    },
+  };
 }
