@@ -34,6 +34,13 @@ class ListenSession implements SessionConnection {
   readonly frames: AsyncIterable<ServerFrame[]>;
   private readonly abort = new AbortController();
   private readonly sessionId: Promise<string>;
+  /**
+   * The commands' headers: the caller's, plus `chorus-node` naming the
+   * node that holds this session (from its Welcome), so a load balancer
+   * can send each command where its session is (see the README's
+   * "Running several nodes").
+   */
+  private commandHeaders: Record<string, string>;
   private resolveSessionId!: (id: string) => void;
   private rejectSessionId!: (e: unknown) => void;
   private chain: Promise<unknown> = Promise.resolve();
@@ -48,6 +55,7 @@ class ListenSession implements SessionConnection {
       this.rejectSessionId = (error) => reject(unsent(error) ? error : sessionEnded(false));
     });
     this.sessionId.catch(() => {});
+    this.commandHeaders = headers;
     this.frames = this.pump();
   }
 
@@ -60,7 +68,7 @@ class ListenSession implements SessionConnection {
       const sessionId = await this.sessionId;
       const method = RealtimeService.method[kind] as DescMethodUnary;
       // The deadline aborts the request itself: a connection that stopped answering is let go with it.
-      const reply = await this.calls.unary(method, { ...(value as object), sessionId }, this.headers, AbortSignal.any([this.abort.signal, signal]));
+      const reply = await this.calls.unary(method, { ...(value as object), sessionId }, this.commandHeaders, AbortSignal.any([this.abort.signal, signal]));
       return reply as CommandResult<K>;
     };
     if (!ORDERED.has(kind)) return call();
@@ -80,7 +88,11 @@ class ListenSession implements SessionConnection {
     try {
       const responses = this.calls.serverStream(RealtimeService.method.listen, { client: "chorus-js" }, this.headers, this.abort.signal);
       for await (const response of responses) {
-        for (const frame of response.frames) if (frame.kind.case === "welcome") this.resolveSessionId(frame.kind.value.sessionId);
+        for (const frame of response.frames) {
+          if (frame.kind.case !== "welcome") continue;
+          if (frame.kind.value.nodeId) this.commandHeaders = { ...this.headers, "chorus-node": frame.kind.value.nodeId };
+          this.resolveSessionId(frame.kind.value.sessionId);
+        }
         yield response.frames;
       }
     } catch (error) {

@@ -12,7 +12,8 @@ export interface CorsPolicy {
   origins: readonly string[];
 }
 
-const ALLOW_HEADERS = [...connectCors.allowedHeaders, "Authorization"].join(", ");
+// Chorus-Node: the browser client names the node holding its session on each command (for load balancers).
+const ALLOW_HEADERS = [...connectCors.allowedHeaders, "Authorization", "Chorus-Node"].join(", ");
 const EXPOSE_HEADERS = connectCors.exposedHeaders.join(", ");
 const ALLOW_METHODS = connectCors.allowedMethods.join(", ");
 
