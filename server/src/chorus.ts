@@ -1,9 +1,12 @@
-import { Code, ConnectError, createConnectRouter } from "@connectrpc/connect";
+import { Code, ConnectError, createConnectRouter, type ServiceImpl } from "@connectrpc/connect";
 import type { UniversalHandler } from "@connectrpc/connect/protocol";
 import { setMaxListeners } from "node:events";
 import type * as http from "node:http";
-import { RealtimeService } from "../../gen/chorus/v1/realtime_pb.js";
-import { ServerService } from "../../gen/chorus/v1/server_pb.js";
+import { file_chorus_v1_realtime, RealtimeService } from "../../gen/chorus/v1/realtime_pb.js";
+import { file_chorus_v1_server, ServerService } from "../../gen/chorus/v1/server_pb.js";
+import { file_grpc_reflection_v1_reflection, ServerReflection as ReflectionV1 } from "../../gen/grpc/reflection/v1/reflection_pb.js";
+import { file_grpc_reflection_v1alpha_reflection, ServerReflection as ReflectionV1alpha } from "../../gen/grpc/reflection/v1alpha/reflection_pb.js";
+import { reflectionService } from "./reflection/service.js";
 import type { ChorusConfig } from "./config.js";
 import type { Logger } from "./log.js";
 import { ChorusNode } from "./node.js";
@@ -58,6 +61,10 @@ export async function startChorus(config: ChorusConfig, log: Logger): Promise<Ru
   const server = node.metrics.timed(ServerService, serverService(node), refused);
   router.service(RealtimeService, realtime);
   router.service(ServerService, server);
+  // gRPC reflection, both versions tools ask for, describing the two services above.
+  const reflection = reflectionService([file_chorus_v1_realtime, file_chorus_v1_server, file_grpc_reflection_v1_reflection, file_grpc_reflection_v1alpha_reflection], [RealtimeService.typeName, ServerService.typeName, ReflectionV1.typeName, ReflectionV1alpha.typeName]);
+  router.service(ReflectionV1, reflection);
+  router.service(ReflectionV1alpha, reflection as unknown as ServiceImpl<typeof ReflectionV1alpha>);
   // The same implementations, served on the lean path where a request is plain binary (transport/unary/README.md).
   const unary = new UnaryServer(
     unaryMethods([

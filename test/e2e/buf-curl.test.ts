@@ -52,3 +52,21 @@ it("speaks the bidirectional session with buf curl over gRPC, gRPC-Web and Conne
     expect(frames.find((f) => f.payload)!.payload!.data).toBe(`{"via":"${protocol}"}`);
   }
 });
+
+it("needs no .proto files at all: server reflection (v1 and v1alpha) lists the services and lets a tool call them", async () => {
+  const buf = (args: string[]) => run(`${ROOT}/node_modules/.bin/buf`, ["curl", "--protocol", "grpc", "--http2-prior-knowledge", ...args], { cwd: ROOT, timeout: 20_000 });
+  for (const reflect of ["grpc-v1", "grpc-v1alpha"]) {
+    const { stdout } = await buf(["--list-methods", "--reflect-protocol", reflect, server.url]);
+    const methods = stdout.trim().split("\n");
+    expect(methods).toEqual(expect.arrayContaining(["chorus.v1.RealtimeService/Publish", "chorus.v1.RealtimeService/Connect", "chorus.v1.ServerService/Emit", "grpc.reflection.v1.ServerReflection/ServerReflectionInfo"]));
+  }
+  const published = JSON.parse(
+    (await buf(["-H", "authorization: Bearer reflecting-user", "-d", JSON.stringify({ topic: "chat/reflected", event: "m", data: '"found by reflection"', persist: true }), `${server.url}/chorus.v1.RealtimeService/Publish`])).stdout,
+  );
+  expect(published.position.seq).toBe("1");
+  const history = JSON.parse((await buf(["-d", JSON.stringify({ topic: "chat/reflected", limit: 5 }), `${server.url}/chorus.v1.RealtimeService/GetHistory`])).stdout);
+  expect(history.messages.map((m: { data: string }) => m.data)).toEqual(['"found by reflection"']);
+  // An unknown symbol is an answer (NOT_FOUND inside the stream), not a broken stream.
+  const missing = await buf(["-d", "{}", `${server.url}/acme.v1.Nothing/Here`]).catch((e: { stderr: string }) => e);
+  expect(missing.stderr).toMatch(/acme\.v1\.Nothing/);
+});
