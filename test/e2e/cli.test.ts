@@ -31,7 +31,7 @@ describe("the chorus command", () => {
   it("--help lists every command, each has its own help, version says which, an unknown command is refused", async () => {
     const help = await chorus(["--help"]);
     expect(help.code).toBe(0);
-    for (const command of ["serve", "version", "token", "publish", "subscribe", "history", "presence", "emit", "send-to"]) expect(help.stdout).toContain(command);
+    for (const command of ["serve", "version", "config", "token", "publish", "subscribe", "history", "presence", "emit", "send-to"]) expect(help.stdout).toContain(command);
     const publishHelp = await chorus(["publish", "--help"]);
     expect(publishHelp.stdout).toMatch(/Usage: chorus publish \[options\] <topic> <event> \[json\]/);
     expect(publishHelp.stdout).toContain("--persist");
@@ -39,6 +39,21 @@ describe("the chorus command", () => {
     expect((await chorus(["--version"])).stdout.trim()).toBe("0.1.0");
     const unknown = await chorus(["nonsense"]);
     expect([unknown.code, unknown.stderr]).toEqual([1, expect.stringContaining("unknown command 'nonsense'")]);
+  });
+
+  it("config prints every setting with its default, the value here and its meaning; config check says what is wrong", async () => {
+    const { stdout } = await chorus(["config"], { CHORUS_MAX_CONNECTIONS: "7", CHORUS_JWT_SECRET: "a-secret-never-printed-0123456789" });
+    expect(stdout).toMatch(/CHORUS_MAX_CONNECTIONS\n\s+default: 10000\n\s+current: 7\n/);
+    expect(stdout).toContain("CHORUS_JWT_SECRET");
+    expect(stdout).not.toContain("a-secret-never-printed");
+    const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^(CHORUS|NATS)_/.test(k)));
+    const check = (env: Record<string, string>) =>
+      new Promise<{ code: number; stdout: string; stderr: string }>((resolve) =>
+        execFile(process.execPath, [BIN, "config", "check"], { env: { ...clean, ...env } }, (error, out, err) => resolve({ code: error ? ((error as { code?: number }).code ?? 1) : 0, stdout: out, stderr: err })),
+      );
+    expect(await check({ CHORUS_MAX_CONNECTIONS: "7" })).toMatchObject({ code: 0, stdout: "chorus: the configuration is valid\n" });
+    expect(await check({ CHORUS_MAX_CONECTIONS: "7" })).toMatchObject({ code: 1, stderr: expect.stringContaining("did you mean CHORUS_MAX_CONNECTIONS?") });
+    expect(await check({ CHORUS_MAX_CONNECTIONS: "lots" })).toMatchObject({ code: 2, stderr: expect.stringContaining("CHORUS_MAX_CONNECTIONS=lots") });
   });
 
   it("mints a token that the server takes, and explains one it would refuse", async () => {

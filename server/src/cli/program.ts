@@ -2,7 +2,8 @@ import { Command, InvalidArgumentError } from "commander";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { RealtimeClient } from "../../../clients/src/node.js";
 import { createServerSdk } from "../../../clients/src/server-sdk.js";
-import { configFromEnv } from "../config.js";
+import { configFromEnv, unknownVariables } from "../config.js";
+import { settingsReport } from "../settings.js";
 import { checkToken, mintToken } from "./token.js";
 
 declare const __CHORUS_VERSION__: string | undefined;
@@ -62,6 +63,29 @@ export function program(): Command {
     .description("print the version")
     .action(() => {
       print({ chorus: VERSION, node: process.version });
+    });
+
+  const config = chorus
+    .command("config")
+    .description("print every setting: its variable, default, value here and meaning")
+    .action(() => {
+      process.stdout.write(settingsReport(process.env));
+    });
+  config
+    .command("check")
+    .description("check the environment as the server would read it: exit 0 when it would start as configured")
+    .action(() => {
+      let problem: string | undefined;
+      try {
+        configFromEnv();
+      } catch (error) {
+        problem = (error as Error).message;
+      }
+      const unknown = unknownVariables();
+      for (const { name, suggestion } of unknown) process.stderr.write(`chorus: ${name} is not a Chorus setting and would be ignored${suggestion ? `; did you mean ${suggestion}?` : ""}\n`);
+      if (problem) process.stderr.write(`chorus: ${problem}\n`);
+      if (problem || unknown.length > 0) process.exitCode = problem ? 2 : 1;
+      else process.stdout.write("chorus: the configuration is valid\n");
     });
 
   const token = chorus.command("token").description("mint a development token with the configured CHORUS_JWT_SECRET, or check one");
