@@ -187,7 +187,10 @@ export class ChorusNode {
     // Replays are never refused (a reconnecting client must recover); each session runs one at a time.
     this.replayGate = new Gate(config.maxHistoryReads, Number.POSITIVE_INFINITY, "replays");
     this.budgetSweep = setInterval(() => this.forgetIdleBudgets(), 5_000).unref();
-    this.metrics = new NodeMetrics(() => this.snapshot());
+    this.metrics = new NodeMetrics(
+      () => this.snapshot(),
+      () => this.changes.slotLagBytes(),
+    );
     this.admin = createClusterAdmin(this.engine, config.nodeId, () => this.presence.otherNodes(), log);
     this.scheduler.onFlushed = (seconds) => this.metrics.flushSeconds.observe(seconds);
   }

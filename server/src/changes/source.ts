@@ -68,6 +68,8 @@ export interface ChangeSource {
   exec(sql: string): Promise<void>;
   /** A tracked table by its topic, or undefined when there is none. */
   table(topic: string): Promise<TableInfo | undefined>;
+  /** PostgreSQL: how far the replication slot trails the server's WAL, in bytes (undefined where there is no slot). */
+  slotLagBytes?(): Promise<number | undefined>;
   close(): Promise<void>;
 }
 

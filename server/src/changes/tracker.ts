@@ -64,6 +64,13 @@ export class ChangeTracker {
     return withSqlErrors(() => source.query(numberPlaceholders(sql, params.length), params));
   }
 
+  /** PostgreSQL: the replication slot's lag in bytes; undefined before the database is open, or without a slot. */
+  async slotLagBytes(): Promise<number | undefined> {
+    if (!this.opening) return undefined;
+    const source = await this.opening.catch(() => undefined);
+    return source?.slotLagBytes?.();
+  }
+
   async exec(sql: string): Promise<void> {
     const source = await this.source();
     await withSqlErrors(() => source.exec(sql));

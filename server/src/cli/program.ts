@@ -5,6 +5,7 @@ import { createServerSdk } from "../../../clients/src/server-sdk.js";
 import { configFromEnv, unknownVariables } from "../config.js";
 import { settingsReport } from "../settings.js";
 import { checkToken, mintToken } from "./token.js";
+import { dropSlot } from "./drop-slot.js";
 
 declare const __CHORUS_VERSION__: string | undefined;
 const VERSION = typeof __CHORUS_VERSION__ === "string" ? __CHORUS_VERSION__ : "development";
@@ -103,6 +104,15 @@ export function program(): Command {
       const result = await checkToken(configFromEnv(), jwt);
       print(result);
       if (!result.ok) process.exitCode = 1;
+    });
+
+  chorus
+    .command("db")
+    .description("the tracked PostgreSQL (DATABASE_URL)")
+    .command("drop-slot")
+    .description("drop the replication slot and publication Chorus made (CHORUS_DB_SLOT), when Chorus stops tracking the database")
+    .action(async () => {
+      print(await dropSlot(configFromEnv()));
     });
 
   withTarget(chorus.command("publish <topic> <event> [json]"))

@@ -25,7 +25,7 @@ export class NodeMetrics {
   readonly sessionsClosed: Counter<"kind" | "reason">;
   readonly recoveries: Counter<"outcome">;
 
-  constructor(read: () => NodeSnapshot) {
+  constructor(read: () => NodeSnapshot, slotLag: () => Promise<number | undefined> = async () => undefined) {
     const registers = [this.registry];
     collectDefaultMetrics({ register: this.registry });
     const LATENCY = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
@@ -107,6 +107,16 @@ export class NodeMetrics {
     total("chorus_messages_published_total", "Messages published on this node (client publishes and back-end emits).", () => this.counts.published);
     total("chorus_frames_sent_total", "Frames handed to clients' streams (payloads, replies, heartbeats).", (s) => s.framesSent);
     total("chorus_messages_dropped_total", "Payloads dropped for subscribers too slow to take them (each then told system:lagged).", (s) => s.dropped);
+    new Gauge({
+      name: "chorus_db_slot_lag_bytes",
+      help: "PostgreSQL: how far Chorus' replication slot trails the server's WAL (absent with the embedded database).",
+      registers,
+      async collect() {
+        const lag = await slotLag().catch(() => undefined);
+        if (lag === undefined) this.reset();
+        else this.set(lag);
+      },
+    });
     total("chorus_db_changes_stored_total", "Database changes stored and delivered to table topics.", (s) => s.changesStored);
   }
 

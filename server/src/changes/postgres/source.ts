@@ -66,6 +66,15 @@ export class PostgresSource implements ChangeSource {
     this.pool.on("error", (error) => this.log.warn(`database: an idle connection failed (${error.message})`));
   }
 
+  async slotLagBytes(): Promise<number | undefined> {
+    const result = await this.pool.query<{ lag: string | null }>(
+      "select pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::text as lag from pg_replication_slots where slot_name = $1",
+      [this.slot],
+    );
+    const lag = result.rows[0]?.lag;
+    return lag === undefined || lag === null ? undefined : Number(lag);
+  }
+
   async start(sink: ChangeSink): Promise<void> {
     this.sink = sink;
     const level = await this.pool.query<{ wal_level: string }>("show wal_level");
