@@ -12,7 +12,7 @@ import type { Logger } from "./log.js";
 import { ChorusNode } from "./node.js";
 import { realtimeService } from "./services/realtime.js";
 import { serveSse, sseRequest } from "./sse/stream.js";
-import { metricsRoute, plainRoute, startInternalListener, type PlainResponse } from "./plain-routes.js";
+import { metricsRoute, plainRoute, readiness, type PlainResponse } from "./plain-routes.js";
 import { serverService } from "./services/server.js";
 import { applyCors, corsAnswer } from "./transport/cors.js";
 import { DualProtocolListener } from "./transport/listener.js";
@@ -83,8 +83,29 @@ export async function startChorus(config: ChorusConfig, log: Logger): Promise<Ru
     if (ConnectError.from(reason).code !== Code.Aborted) log.error(`handler for ${path} failed`, { error: String(reason) });
   };
 
+  // With an internal port, the admin RPCs are served there only.
+  const adminElsewhere = (path: string) => config.internalPort !== undefined && ADMIN_METHODS.has(path.split("?", 1)[0]!);
+  const elsewhere = (method: string | undefined, path: string, contentType: string | string[] | undefined) =>
+    unknownRoute(method, path, contentType, `${path.split("?", 1)[0]} is served on this node's internal port only (CHORUS_INTERNAL_PORT)`);
+
+  /** A unary or streaming RPC over HTTP/1.1, by the lean path when it can, connect's otherwise; false when no method has this path. */
+  const rpcH1 = (req: http.IncomingMessage, res: http.ServerResponse): false | void | Promise<void> => {
+    const lean = unary.route(req.method, req.url ?? "/", req.headers, false);
+    if (lean) return unary.serveH1(req, res, lean);
+    const handler = handlerFor(req.url ?? "/");
+    return handler ? serveUniversalH1(req, res, handler) : false;
+  };
+  const rpcH2 = (stream: ServerStream, head: RequestHead, extraHeaders: Record<string, string> = {}): false | void | Promise<void> => {
+    const lean = unary.route(head.method, head.path, head.headers, true);
+    if (lean) return unary.serveH2(stream, head, lean, extraHeaders);
+    const handler = handlerFor(head.path);
+    return handler ? serveUniversal(stream, head, handler, extraHeaders).catch(handlerFailed(handler.requestPath)) : false;
+  };
+  const plainH1 = (res: http.ServerResponse, method: string | undefined, { status, headers, body }: PlainResponse) => void res.writeHead(status, headers).end(method === "HEAD" ? undefined : body);
+
   const serveH1 = (req: http.IncomingMessage, res: http.ServerResponse): void | Promise<void> => {
     if (applyCors(cors, req, res)) return;
+    if (adminElsewhere(req.url ?? "/")) return plainH1(res, req.method, elsewhere(req.method, req.url ?? "/", req.headers["content-type"]));
     const route = sessionStreamRoute(req.method, req.url, req.headers, false);
     if (route) return void serveSessionStream(node, new Http1Wire(req, res), route, req.headers.authorization);
     const sse = sseRequest(req.method, req.url ?? "/", req.headers);
@@ -92,17 +113,11 @@ export async function startChorus(config: ChorusConfig, log: Logger): Promise<Ru
       const refuse = (status: number, headers: Record<string, string>, body: string) => void res.writeHead(status, headers).end(body);
       return serveSse(node, new Http1Wire(req, res), refuse, sse, {});
     }
-    const lean = unary.route(req.method, req.url ?? "/", req.headers, false);
-    if (lean) return unary.serveH1(req, res, lean);
     const metrics = metricsRoute(node, req.method, req.url ?? "/", false);
-    if (metrics) return metrics.then(({ status, headers, body }) => void res.writeHead(status, headers).end(body));
-    const handler = handlerFor(req.url ?? "/");
-    if (!handler) {
-      const { status, headers, body } = notRouted(req.method, req.url ?? "/", req.headers);
-      res.writeHead(status, headers);
-      return void res.end(req.method === "HEAD" ? undefined : body);
-    }
-    return serveUniversalH1(req, res, handler);
+    if (metrics) return metrics.then((r) => plainH1(res, req.method, r));
+    const served = rpcH1(req, res);
+    if (served !== false) return served;
+    return plainH1(res, req.method, notRouted(req.method, req.url ?? "/", req.headers));
   };
 
   const serveH2 = (stream: ServerStream, head: RequestHead): void | Promise<void> => {
@@ -115,17 +130,38 @@ export async function startChorus(config: ChorusConfig, log: Logger): Promise<Ru
     if (emits) return serveEmitSession(node, new H2Wire(stream), emits, head.headers.authorization, readMaxBytes);
     const sse = sseRequest(head.method, head.path, head.headers);
     if (sse) return serveSse(node, new H2Wire(stream), (status, headers, body) => respondPlain(stream, status, headers, body), sse, answer?.headers ?? {});
-    const lean = unary.route(head.method, head.path, head.headers, true);
-    if (lean) return unary.serveH2(stream, head, lean, answer?.headers);
+    const plain = (r: PlainResponse) => respondPlain(stream, r.status, { ...r.headers, ...answer?.headers }, head.method === "HEAD" ? "" : r.body);
+    if (adminElsewhere(head.path)) return plain(elsewhere(head.method, head.path, head.headers["content-type"]));
     const metrics = metricsRoute(node, head.method, head.path, false);
-    if (metrics) return metrics.then(({ status, headers, body }) => respondPlain(stream, status, headers, body));
-    const handler = handlerFor(head.path);
-    if (!handler) {
-      const { status, headers, body } = notRouted(head.method, head.path, head.headers);
-      return respondPlain(stream, status, { ...headers, ...answer?.headers }, head.method === "HEAD" ? "" : body);
-    }
-    return serveUniversal(stream, head, handler, answer?.headers ?? {}).catch(handlerFailed(handler.requestPath));
+    if (metrics) return metrics.then(plain);
+    const served = rpcH2(stream, head, answer?.headers);
+    if (served !== false) return served;
+    return plain(notRouted(head.method, head.path, head.headers));
   };
+
+  /** The internal port: /metrics, /readyz, /healthz and the admin RPCs, nothing else. */
+  const internalRoute = (method: string | undefined, path: string): PlainResponse | Promise<PlainResponse> | undefined =>
+    metricsRoute(node, method, path, true) ??
+    (path.split("?", 1)[0] === "/readyz" ? readiness(node) : undefined) ??
+    (path.split("?", 1)[0] === "/healthz" ? plainRoute(node, method, "/healthz", undefined, internal?.counts) : undefined);
+  const notInternal = (path: string): PlainResponse => ({ status: 404, headers: { "content-type": "application/json" }, body: JSON.stringify({ code: "not_found", message: `${path.split("?", 1)[0]}: the internal port serves /metrics, /readyz, /healthz and the admin RPCs (ListConnections, DisconnectUser, ListPresence)` }) });
+  const internalH1 = (req: http.IncomingMessage, res: http.ServerResponse): void | Promise<void> => {
+    const path = req.url ?? "/";
+    const answer = internalRoute(req.method, path);
+    if (answer) return Promise.resolve(answer).then((r) => plainH1(res, req.method, r));
+    const served = ADMIN_METHODS.has(path.split("?", 1)[0]!) ? rpcH1(req, res) : false;
+    if (served !== false) return served;
+    plainH1(res, req.method, notInternal(path));
+  };
+  const internalH2 = (stream: ServerStream, head: RequestHead): void | Promise<void> => {
+    const plain = (r: PlainResponse) => respondPlain(stream, r.status, r.headers, head.method === "HEAD" ? "" : r.body);
+    const answer = internalRoute(head.method, head.path);
+    if (answer) return Promise.resolve(answer).then(plain);
+    const served = ADMIN_METHODS.has(head.path.split("?", 1)[0]!) ? rpcH2(stream, head) : false;
+    if (served !== false) return served;
+    plain(notInternal(head.path));
+  };
+  let internal: DualProtocolListener | undefined;
 
   listener = new DualProtocolListener(serveH1, serveH2, {
     maxSockets: config.maxSockets,
@@ -142,7 +178,19 @@ export async function startChorus(config: ChorusConfig, log: Logger): Promise<Ru
     const { h1, h2 } = counted.counts;
     return { h1, h2 };
   };
-  const internal = config.internalPort === undefined ? undefined : await startInternalListener(node, config.internalPort, config.host);
+  let internalPort: number | undefined;
+  if (config.internalPort !== undefined) {
+    internal = new DualProtocolListener(internalH1, internalH2, {
+      maxSockets: 256,
+      listenBacklog: 128,
+      handshakeTimeoutMs: config.handshakeTimeoutMs,
+      idleTimeoutMs: config.idleTimeoutMs,
+      http2: config.http2,
+      h2Limits: config.h2,
+      onError: (error, context) => log.error(`internal port: failed while ${context}`, { error: String((error as Error)?.stack ?? error) }),
+    });
+    internalPort = (await internal.listen(config.internalPort, config.host)).port;
+  }
   const shownHost = address.family === "IPv6" ? `[${address.address}]` : address.address;
   const running = listener;
 
@@ -150,7 +198,7 @@ export async function startChorus(config: ChorusConfig, log: Logger): Promise<Ru
   return {
     url: `http://${shownHost}:${address.port}`,
     port: address.port,
-    internalPort: internal?.port,
+    internalPort,
     node,
     close: () =>
       (closing ??= (async () => {
@@ -161,7 +209,7 @@ export async function startChorus(config: ChorusConfig, log: Logger): Promise<Ru
         const deadline = Date.now() + config.shutdownGraceMs;
         while (running.busy && Date.now() < deadline) await delay(20);
         running.destroyAll();
-        internal?.close();
+        internal?.destroyAll();
       })()),
   };
 }
@@ -172,12 +220,15 @@ export async function startChorus(config: ChorusConfig, log: Logger): Promise<Ru
  * body (Trailers-Only), UNIMPLEMENTED; anyone else gets Connect's JSON
  * error with 404.
  */
-function unknownRoute(method: string | undefined, path: string, contentType: string | string[] | undefined): PlainResponse {
-  const what = `no method ${path.split("?", 1)[0]} here (services: chorus.v1.RealtimeService, chorus.v1.ServerService)`;
+function unknownRoute(method: string | undefined, path: string, contentType: string | string[] | undefined, message?: string): PlainResponse {
+  const what = message ?? `no method ${path.split("?", 1)[0]} here (services: chorus.v1.RealtimeService, chorus.v1.ServerService)`;
   if (method === "POST" && typeof contentType === "string" && /^application\/grpc(-web)?(\+|;|$)/.test(contentType)) {
     return { status: 200, headers: { "content-type": contentType, "grpc-status": String(Code.Unimplemented), "grpc-message": encodeURIComponent(what) }, body: "" };
   }
   return { status: 404, headers: { "content-type": "application/json" }, body: JSON.stringify({ code: "unimplemented", message: what }) };
 }
+
+/** The admin API's RPCs: on the internal port only, when there is one. */
+const ADMIN_METHODS = new Set(["ListConnections", "DisconnectUser", "ListPresence"].map((m) => `/${ServerService.typeName}/${m}`));
 
 const delay = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));

@@ -1,6 +1,5 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import { codeToHttpStatus, errorToJson } from "@connectrpc/connect/protocol-connect";
-import * as http from "node:http";
 import type { ChorusNode } from "./node.js";
 
 /** The built-in page (server/console/), compiled into the server by build.mjs; absent when run from the TypeScript sources. */
@@ -68,33 +67,4 @@ export function metricsRoute(node: ChorusNode, method: string | undefined, url: 
   if (url.split("?", 1)[0] !== "/metrics" || (method !== "GET" && method !== "HEAD")) return undefined;
   if (node.config.internalPort !== undefined && !internal) return undefined;
   return node.metrics.scrape().then(({ contentType, body }) => ({ status: 200, headers: { "content-type": contentType }, body }));
-}
-
-/**
- * The internal port (CHORUS_INTERNAL_PORT): `/metrics`, `/readyz` and
- * `/healthz` for an operator's network, plain HTTP/1.1.
- */
-export async function startInternalListener(node: ChorusNode, port: number, host: string): Promise<{ port: number; close(): void }> {
-  const server = http.createServer((req, res) => {
-    const answer = (r: PlainResponse) => res.writeHead(r.status, r.headers).end(req.method === "HEAD" ? undefined : r.body);
-    const path = (req.url ?? "/").split("?", 1)[0];
-    const metrics = metricsRoute(node, req.method, req.url ?? "/", true);
-    if (metrics) return void metrics.then(answer, () => answer(json(500, { code: "internal", message: "the metrics could not be read" })));
-    if (path === "/readyz") return answer(readiness(node));
-    if (path === "/healthz") return answer(json(200, { status: "ok", node: node.config.nodeId, sessions: node.sessionCount }));
-    answer(json(404, { code: "not_found", message: "the internal port serves /metrics, /readyz and /healthz" }));
-  });
-  server.requestTimeout = 10_000;
-  server.headersTimeout = 10_000;
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(port, host, () => resolve());
-  });
-  return {
-    port: (server.address() as { port: number }).port,
-    close: () => {
-      server.close();
-      server.closeAllConnections();
-    },
-  };
 }

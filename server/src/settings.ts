@@ -116,7 +116,7 @@ export const SETTINGS: Setting[] = [
   s("http2", "CHORUS_H2_EMPTY_FRAMES_PER_SECOND", String(H2.emptyFramesPerSecond), "and per second after the burst"),
   s("http2", "CHORUS_H2_MAX_UNREAD_CONTROL_BYTES", String(H2.maxUnreadControlBytes), "control frames (PING, SETTINGS acknowledgements) queued for a peer that does not read"),
   s("operations", "CHORUS_LOG_LEVEL", "info", "`trace`, `debug`, `info`, `warn`, `error`, `fatal` or `silent`"),
-  s("operations", "CHORUS_INTERNAL_PORT", "none", "a second port serving /metrics, /readyz and /healthz only (then not on the public port)"),
+  s("operations", "CHORUS_INTERNAL_PORT", "none", "a second port serving /metrics, /readyz, /healthz and the admin RPCs (ListConnections, DisconnectUser, ListPresence), which the public port then no longer serves"),
   s("operations", "CHORUS_SHUTDOWN_GRACE_MS", "5000", "on SIGTERM, how long to wait for clients to leave before closing their connections"),
 ];
 

@@ -114,7 +114,7 @@ describe("the internal port", async () => {
   const internalPort = await freePort();
   const server = serverForSuite({ CHORUS_INTERNAL_PORT: String(internalPort) });
 
-  it("serves /metrics and /readyz there only; the public port keeps /healthz and the rest", async () => {
+  it("serves /metrics, /readyz and the admin RPCs there only; the public port keeps /healthz and the rest", async () => {
     expect((await fetch(`${server.url}/metrics`)).status).toBe(404);
     expect((await fetch(`${server.url}/readyz`)).status).toBe(404);
     expect((await fetch(`${server.url}/healthz`)).status).toBe(200);
@@ -122,5 +122,22 @@ describe("the internal port", async () => {
     expect((await scrape(internal)).length).toBeGreaterThan(0);
     expect(await (await fetch(`${internal}/readyz`)).json()).toMatchObject({ status: "ready" });
     expect((await fetch(`${internal}/anything`)).status).toBe(404);
+
+    // The admin API: refused on the public port (a gRPC client hears UNIMPLEMENTED), answered on the internal one.
+    const client = new NodeClient({ url: server.url, token: "admin-seen" });
+    await client.connect();
+    const outside = createServerSdk({ url: server.url, onError: () => {} });
+    expect(await codeOf(outside.connections.list())).toBe("Unimplemented");
+    expect(await codeOf(outside.presence("chat/x"))).toBe("Unimplemented");
+    const inside = createServerSdk({ url: internal });
+    expect((await inside.connections.list()).connections.map((c) => c.userId)).toEqual(["admin-seen"]);
+    expect(await inside.connections.disconnectUser("admin-seen", { reconnect: false })).toBe(1);
+    // Everything else is the public port's: an emit on the internal port is not served.
+    const wrongPort = createServerSdk({ url: internal, onError: () => {} });
+    expect(await codeOf(wrongPort.socket.emit("m", 1, "chat/x"))).not.toBe("OK");
+    wrongPort.close();
+    outside.close();
+    inside.close();
+    client.disconnect();
   });
 });
