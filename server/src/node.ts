@@ -193,6 +193,7 @@ export class ChorusNode {
     );
     this.admin = createClusterAdmin(this.engine, config.nodeId, () => this.presence.otherNodes(), log);
     this.scheduler.onFlushed = (seconds) => this.metrics.flushSeconds.observe(seconds);
+    this.changes.onStored = (lag) => this.metrics.dbChangeLagSeconds.observe(lag);
   }
 
   /** What the metrics read when scraped. */

@@ -19,7 +19,7 @@ function chorus(args: string[], env: Record<string, string>): Promise<{ code: nu
 }
 
 describe.runIf(postgres.available)("the replication slot on PostgreSQL", () => {
-  it("shows its lag in /metrics, and chorus db drop-slot drops it once no node reads it", { timeout: 60_000 }, async () => {
+  it("shows its lag and the changes' lag in /metrics, and chorus db drop-slot drops it once no node reads it", { timeout: 60_000 }, async () => {
     const env = { DATABASE_URL: await postgres.database("slotdb"), CHORUS_DB_SLOT: "chorus_slot_test" };
     const slots = async () => (await postgres.admin().query("select slot_name, active from pg_replication_slots where slot_name = 'chorus_slot_test'")).rows;
     const server = await startServer(env);
@@ -32,6 +32,18 @@ describe.runIf(postgres.available)("the replication slot on PostgreSQL", () => {
         else await new Promise((r) => setTimeout(r, 100));
       }
       expect(lag).toBeGreaterThanOrEqual(0);
+      // A change committed by any client: its lag from commit to delivery is measured.
+      const db = new (await import("pg")).default.Client({ connectionString: env.DATABASE_URL });
+      await db.connect();
+      await db.query("create table lagged (id int primary key)");
+      await db.query("insert into lagged values (1)");
+      await db.end();
+      let count = 0;
+      for (let i = 0; i < 100 && count < 1; i++) {
+        count = Number(/^chorus_db_change_lag_seconds_count (\d+)$/m.exec(await (await fetch(`${server.url}/metrics`)).text())?.[1] ?? 0);
+        if (count < 1) await new Promise((r) => setTimeout(r, 100));
+      }
+      expect(count).toBeGreaterThanOrEqual(1);
       for (let i = 0; i < 100 && !(await slots())[0]?.active; i++) await new Promise((r) => setTimeout(r, 100));
       const refused = await chorus(["db", "drop-slot"], env);
       expect([refused.code, refused.stderr]).toEqual([1, expect.stringContaining("is being read")]);

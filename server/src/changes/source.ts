@@ -29,7 +29,7 @@ export interface RowChange {
  */
 export interface ChangeSink {
   /** Stores the changes (those not stored before); settles once they are durable, rejects if they could not be stored. */
-  commit(changes: RowChange[]): Promise<void>;
+  commit(changes: RowChange[], committedAt?: number): Promise<void>;
   /** The source starts again from what it knows is stored. */
   resume(): void;
   /**

@@ -40,6 +40,8 @@ export class ChangeTracker {
   private failure: unknown;
   /** Changes stored, for the log and the metrics. */
   stored = 0;
+  /** Hears, per transaction stored, how long after its commit (seconds). */
+  onStored: ((lagSeconds: number) => void) | undefined;
   private closed = false;
   private retry: NodeJS.Timeout | undefined;
 
@@ -113,7 +115,11 @@ export class ChangeTracker {
       const source = this.create();
       try {
         await source.start({
-          commit: (changes) => this.commit(source.name, changes),
+          commit: (changes, committedAt) => {
+            const stored = this.commit(source.name, changes);
+            if (committedAt !== undefined) void stored.then(() => this.onStored?.(Math.max(0, Date.now() - committedAt) / 1000), () => {});
+            return stored;
+          },
           resume: () => {
             this.failure = undefined;
             this.known.clear();

@@ -20,6 +20,7 @@ export class NodeMetrics {
   readonly commandSeconds: Histogram<"method" | "code">;
   readonly enginePublishSeconds: Histogram;
   readonly flushSeconds: Histogram;
+  readonly dbChangeLagSeconds: Histogram;
   readonly sessionsOpened: Counter<"kind">;
   readonly sessionsRefused: Counter<"reason">;
   readonly sessionsClosed: Counter<"kind" | "reason">;
@@ -46,6 +47,12 @@ export class NodeMetrics {
       name: "chorus_fanout_flush_duration_seconds",
       help: "Time one fan-out flush takes: every session's queued frames written, once per event-loop turn.",
       buckets: [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1],
+      registers,
+    });
+    this.dbChangeLagSeconds = new Histogram({
+      name: "chorus_db_change_lag_seconds",
+      help: "Time from a transaction's commit in the database to its changes stored and delivered (PostgreSQL: its commit time; the embedded database: when it was read).",
+      buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
       registers,
     });
     this.sessionsOpened = new Counter({ name: "chorus_sessions_opened_total", help: "Sessions opened, by kind (connect: bidi stream, listen: browser, sse).", labelNames: ["kind"], registers });

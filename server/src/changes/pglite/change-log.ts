@@ -147,7 +147,7 @@ export class ChangeLogDrain {
     }
     const last = BigInt(rows.at(-1)!.id);
     this.handed = last;
-    const stored = this.sink.commit(changes);
+    const stored = this.sink.commit(changes, Date.now()); // read now: the embedded database's commit was moments ago
     this.storing = Promise.all([this.storing, stored]).then(
       () => {
         // In order: everything handed before it is stored too (the sink refuses all after a failure).

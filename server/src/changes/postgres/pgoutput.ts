@@ -18,7 +18,7 @@ export interface RelationColumn {
 }
 
 export type PgOutputMessage =
-  | { tag: "begin"; finalLsn: bigint; xid: number }
+  | { tag: "begin"; finalLsn: bigint; xid: number; committedAt: number }
   | { tag: "commit"; commitLsn: bigint; endLsn: bigint }
   | { tag: "relation"; relationId: number; schema: string; name: string; replicaIdentity: string; columns: RelationColumn[] }
   | { tag: "insert"; relationId: number; row: TupleValue[] }
@@ -83,14 +83,18 @@ class Reader {
   }
 }
 
+/** 2000-01-01T00:00:00Z in milliseconds since 1970. */
+const POSTGRES_EPOCH_MS = 946_684_800_000;
+
 function decodePgOutput(buf: Buffer): PgOutputMessage {
   const r = new Reader(buf);
   const code = String.fromCharCode(r.u8());
   switch (code) {
     case "B": {
       const finalLsn = r.u64();
-      r.u64(); // commit time
-      return { tag: "begin", finalLsn, xid: r.u32() };
+      // Microseconds since 2000-01-01 (PostgreSQL's epoch), as milliseconds since 1970.
+      const committedAt = Number(r.u64() / 1000n) + POSTGRES_EPOCH_MS;
+      return { tag: "begin", finalLsn, xid: r.u32(), committedAt };
     }
     case "C": {
       r.u8(); // flags

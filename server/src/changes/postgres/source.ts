@@ -53,6 +53,8 @@ export class PostgresSource implements ChangeSource {
   private pendingCommits = 0;
   /** The last LSN acknowledged (everything up to it is stored). */
   private acked = 0n;
+  /** When the transaction being read was committed (ms since 1970): for the change lag metric. */
+  private committedAt: number | undefined;
   /** Set from a failure until replication is tried again. */
   private restarting = false;
 
@@ -280,6 +282,7 @@ export class PostgresSource implements ChangeSource {
     switch (m.tag) {
       case "begin":
         this.current = [];
+        this.committedAt = m.committedAt;
         return;
       case "relation": {
         const topic = tracks(this.tracked, m.schema, m.name) && TABLE_NAME.test(m.schema) && TABLE_NAME.test(m.name) ? tableTopic(m.schema, m.name) : undefined;
@@ -344,7 +347,7 @@ export class PostgresSource implements ChangeSource {
     const entry = { lsn: endLsn, done: false };
     this.unacked.push(entry);
     this.pendingCommits++;
-    const stored = this.sink!.commit(changes);
+    const stored = this.sink!.commit(changes, this.committedAt);
     this.storing = Promise.allSettled([this.storing, stored]).then(() => undefined);
     stored.then(
       () => {
