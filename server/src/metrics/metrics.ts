@@ -116,7 +116,7 @@ export class NodeMetrics {
     total("chorus_messages_dropped_total", "Payloads dropped for subscribers too slow to take them (each then told system:lagged).", (s) => s.dropped);
     new Gauge({
       name: "chorus_db_slot_lag_bytes",
-      help: "PostgreSQL: how far Chorus' replication slot trails the server's WAL (absent with the embedded database).",
+      help: "PostgreSQL: how far Chorus' replication slot trails the server's WAL (0 where there is no slot: the embedded database).",
       registers,
       async collect() {
         const lag = await slotLag().catch(() => undefined);
