@@ -115,7 +115,10 @@ describe.skipIf(!installed)("the NATS engine under faults (private nats-server p
     await eventually(() => listener.channel("chat/outage-late").subscribed, "the late subscription to start", 10_000);
     await publisher.channel("chat/outage-late").publish("m", 7, { persist: true });
     await eventually(() => late.length === 1, "delivery on the late subscription");
-    expect(lateStatus).toEqual(["CHANNEL_ERROR", "SUBSCRIBED"]);
+    // Refused while NATS was away (once per retry: how many depends on how long it took to return), then subscribed once.
+    expect(lateStatus.at(-1)).toBe("SUBSCRIBED");
+    expect(lateStatus.slice(0, -1).length).toBeGreaterThanOrEqual(1);
+    expect(new Set(lateStatus.slice(0, -1))).toEqual(new Set(["CHANNEL_ERROR"]));
     expect((await publisher.channel(topic).getHistory()).map((m) => m.data)).toEqual([3, 2, 1, 0]);
   });
 
