@@ -14,7 +14,8 @@ export default defineConfig({
     // End-to-end suites start real server processes; two cores are enough
     // for two suites at a time. The abuse and durability suites measure
     // time and memory under load, and the packages suite builds, packs and
-    // installs: `npm test` runs them one at a time, after the others
+    // installs, and the cluster example runs seven processes and restarts
+    // them: `npm test` runs them one at a time, after the others
     // (test:serial).
     maxWorkers: 2,
   },

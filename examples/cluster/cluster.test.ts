@@ -63,7 +63,10 @@ describe.runIf(ready)("the cluster example: three NATS servers, three Chorus nod
 
     const all = Array.from({ length: sent }, (_, k) => k + 1);
     for (let i = 0; i < viewers.length; i++) {
-      await eventually(() => got[i]!.length >= sent, `viewer ${i} to have all ${sent}`, 30_000);
+      await eventually(() => got[i]!.length >= sent, `viewer ${i} to have all ${sent}`, 30_000).catch((error: Error) => {
+        const missing = all.filter((n) => !got[i]!.includes(n));
+        throw new Error(`${error.message}: it has ${got[i]!.length}, missing ${missing.join(",")}; status ${viewers[i]!.status}, position ${JSON.stringify(viewers[i]!.channel(topic).lastPosition)}`);
+      });
       await sleep(200);
       expect(got[i]).toEqual(all);
     }
