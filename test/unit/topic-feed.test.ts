@@ -109,3 +109,41 @@ describe("a topic's live feed", () => {
     expect(JSON.parse(h.delivered[1]!.data)).toEqual({ reason: "older_than_retained", missed_from: 2, missed_to: 4 });
   });
 });
+
+describe("a topic's live feed whose stream cannot answer for a while", () => {
+  it("tries a failed fill again by itself: held messages go out with no reconnect and no later message to ask", async () => {
+    const stored = [message(1)];
+    let push: ((bytes: Uint8Array) => void) | undefined;
+    const nc = {
+      subscribe: (_s: string, opts: { callback: (err: Error | null, msg: { data: Uint8Array }) => void }) => {
+        push = (data) => opts.callback(null, { data });
+        return { unsubscribe() {} };
+      },
+      flush: async () => {},
+    } as unknown as NatsConnection;
+    let failures = 2; // a stream leader being elected: the first reads time out
+    const source: FeedSource = {
+      last: async () => ({ seq: 1, epoch: "e1" }),
+      since: async (_t, seq, { limit }) => {
+        if (failures-- > 0) throw new Error("JetStream: no responders (leader election)");
+        return { messages: stored.filter((m) => m.seq > seq).slice(0, limit), epoch: "e1", firstSeq: 1, lastSeq: stored.at(-1)!.seq };
+      },
+    };
+    const delivered: number[] = [];
+    const logged: string[] = [];
+    const feed = new TopicFeed(TOPIC, "x.l.chat.feed", nc, source, (f) => delivered.push(Number((f.frame.kind.value as RealtimePayload).seq)), () => {}, (m) => logged.push(m));
+    await feed.live();
+    // 2 was lost on the live path; 3 arrives and shows the gap, the last message for a while.
+    stored.push(message(2), message(3));
+    push!(toBinary(RealtimePayloadSchema, storedPayload(TOPIC, "e1", message(3))));
+    await settle();
+    expect(delivered).toEqual([]);
+    const deadline = Date.now() + 3000;
+    while (delivered.length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    expect(delivered).toEqual([2, 3]);
+    expect(logged).toHaveLength(2);
+    expect(logged[0]).toMatch(/trying again in 250 ms/);
+    expect(logged[1]).toMatch(/trying again in 500 ms/);
+    feed.stop();
+  });
+});

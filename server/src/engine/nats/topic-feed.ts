@@ -24,6 +24,10 @@ export interface FeedSource {
  * from the stream, delivers them, and holds later live messages until they
  * are out. Duplicates (seq already delivered) are dropped.
  */
+/** The first wait before a failed fill is tried again, and the longest. */
+const FILL_RETRY_MS = 250;
+const FILL_RETRY_MAX_MS = 5_000;
+
 export class TopicFeed {
   private subscription: Subscription | undefined;
   private state: "starting" | "live" | "behind" = "starting";
@@ -34,6 +38,9 @@ export class TopicFeed {
   private held: RealtimePayload[] = [];
   private started: Promise<void> | undefined;
   private stopped = false;
+  /** A failed fill is tried again after this, doubling up to FILL_RETRY_MAX_MS; reset once a fill succeeds. */
+  private retryMs = FILL_RETRY_MS;
+  private retry: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly topic: string,
@@ -61,6 +68,7 @@ export class TopicFeed {
 
   stop(): void {
     this.stopped = true;
+    clearTimeout(this.retry);
     this.subscription?.unsubscribe();
   }
 
@@ -149,12 +157,23 @@ export class TopicFeed {
         if (recovery.messages.length === 0 || this.lastSeq >= recovery.lastSeq) break;
       }
       this.filling = false;
+      this.retryMs = FILL_RETRY_MS;
       this.state = "live";
       this.release();
     } catch (error) {
-      // The broker is away: the engine resyncs every feed when it is back.
+      // The broker is away (the engine resyncs every feed when it is back), or connected but its
+      // stream cannot answer yet (a leader being elected after a NATS server restart): tried again
+      // after a while either way, since no reconnect may come and no later message may arrive to
+      // ask again, and the messages held meanwhile would wait for ever.
       this.filling = false;
-      this.logError(`could not fill a gap in "${this.topic}"; waiting for the broker`, error);
+      this.logError(`could not fill a gap in "${this.topic}"; trying again in ${this.retryMs} ms`, error);
+      clearTimeout(this.retry);
+      this.retry = setTimeout(() => {
+        this.retry = undefined;
+        if (!this.stopped && this.state === "behind" && !this.filling) void this.fill();
+      }, this.retryMs);
+      this.retry.unref();
+      this.retryMs = Math.min(this.retryMs * 2, FILL_RETRY_MAX_MS);
     }
   }
 
