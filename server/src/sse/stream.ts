@@ -143,6 +143,18 @@ class SseStream implements FrameSink {
 
   write(batch: OutboundFrame[]): boolean {
     if (this.finished) return true;
+    // Called from the fan-out's flush: a throw here would leave that loop, so it ends this stream instead.
+    try {
+      return this.writeEvents(batch);
+    } catch (error) {
+      this.node.logError("an SSE stream could not write its events", error);
+      this.session?.close(new ConnectError("internal error", Code.Internal));
+      this.abort();
+      return true;
+    }
+  }
+
+  private writeEvents(batch: OutboundFrame[]): boolean {
     let text = "";
     let lagged = false;
     for (const f of batch) {
