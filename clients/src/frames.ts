@@ -170,22 +170,10 @@ class JsonBatch {
     const { targets, ranges, body } = this;
     if (targets.length === 0) return;
     if (targets.length > 1) {
-      const joined = new Uint8Array(this.bytes + targets.length + 1);
-      let at = 0;
-      const copy = (body as { copy?: (target: Uint8Array, at: number, start: number, end: number) => number }).copy;
-      for (let i = 0; i < ranges.length; i += 2) {
-        joined[at++] = i === 0 ? 0x5b /* [ */ : 0x2c /* , */;
-        const start = ranges[i]!;
-        const end = ranges[i + 1]!;
-        if (copy) copy.call(body, joined, at, start, end);
-        else if (end - start > 32) joined.set(body.subarray(start, end), at);
-        else for (let k = start; k < end; k++) joined[at + k - start] = body[k]!; // cheaper than a view for a few bytes
-        at += end - start;
-      }
-      joined[at] = 0x5d; /* ] */
+      const text = joinedText(body, ranges, this.bytes + targets.length + 1);
       let values: unknown;
       try {
-        values = JSON.parse(decodeUtf8(joined, 0, joined.length));
+        values = JSON.parse(text);
       } catch {
         values = undefined;
       }
@@ -196,6 +184,44 @@ class JsonBatch {
     }
     for (let i = 0; i < targets.length; i++) targets[i]!.data = parseJson(decodeUtf8(body, ranges[2 * i]!, ranges[2 * i + 1]!));
   }
+}
+
+/**
+ * `[d1,d2,…]` as one text. Under Node each range is decoded by Buffer's
+ * native call and the pieces are concatenated (JSON.parse flattens them in
+ * one copy): copying the bytes first cost more, a typed-array view per
+ * copy. Elsewhere the bytes are copied into one kept buffer and decoded in
+ * one TextDecoder call, which costs the same for one range as for many.
+ */
+function joinedText(body: Uint8Array, ranges: number[], size: number): string {
+  if ("utf8Slice" in body) {
+    let text = "[";
+    for (let i = 0; i < ranges.length; i += 2) text += (i === 0 ? "" : ",") + decodeUtf8(body, ranges[i]!, ranges[i + 1]!);
+    return text + "]";
+  }
+  const joined = joinBuffer(size);
+  let at = 0;
+  for (let i = 0; i < ranges.length; i += 2) {
+    joined[at++] = i === 0 ? 0x5b /* [ */ : 0x2c /* , */;
+    const start = ranges[i]!;
+    const end = ranges[i + 1]!;
+    if (end - start > 32) joined.set(body.subarray(start, end), at);
+    else for (let k = start; k < end; k++) joined[at + k - start] = body[k]!; // cheaper than a view for a few bytes
+    at += end - start;
+  }
+  joined[at] = 0x5d; /* ] */
+  return utf8.decode(joined.subarray(0, size));
+}
+
+/** The buffer joinedText copies into: kept and reused (a typed array per message costs more than the copying), unless a message needs more than JOIN_KEEP. */
+let joinScratch: Uint8Array | undefined;
+const JOIN_KEEP = 256 * 1024;
+
+function joinBuffer(size: number): Uint8Array {
+  if (joinScratch && joinScratch.length >= size) return joinScratch;
+  const made = new Uint8Array(Math.max(size, 16 * 1024));
+  if (size <= JOIN_KEEP) joinScratch = made;
+  return made;
 }
 
 /** UTF-8 to text: Node's Buffer in one native call, elsewhere short ASCII (ids, topics, event names) by hand, the rest through TextDecoder. */
@@ -223,6 +249,12 @@ class Reader {
   /** A varint as a number; 64-bit values past 2^53 lose precision (none the server writes comes near: times in ms, positions). */
   varint(): number {
     const bytes = this.bytes;
+    const first = bytes[this.at]!;
+    if (first < 0x80) {
+      // Tags, lengths and small numbers: one byte (past the end, `undefined < 0x80` is false and the loop below throws).
+      this.at++;
+      return first;
+    }
     let value = 0;
     let scale = 1;
     for (let i = 0; i < 10; i++) {
