@@ -5,7 +5,8 @@ import { ConnectStream, type ConnectStreamHandler } from "./connect-stream.js";
 import { envelope } from "./envelopes.js";
 import { decodeFrames, type InboundFrame } from "./frames.js";
 import type { H2Target } from "./h2-target.js";
-import { sessionEnded, type CommandCase, type CommandInit, type CommandResult, type SessionConnection, type SessionTransport } from "./session.js";
+import { unref } from "./timers.js";
+import { sessionEnded, type CommandCase, type CommandInit, type CommandResult, type Deadline, type SessionConnection, type SessionTransport } from "./session.js";
 
 const METHOD = "chorus.v1.RealtimeService/Connect";
 /** Frames received and not yet taken by the client: past this, the stream is not read (flow control holds the server). */
@@ -14,6 +15,7 @@ const READ_AHEAD = 4096;
 interface Pending {
   resolve(value: unknown): void;
   reject(error: unknown): void;
+  deadline: Deadline;
 }
 
 /**
@@ -54,30 +56,52 @@ class BidiSession implements SessionConnection, ConnectStreamHandler {
   private readonly inbox: InboundFrame[][] = [];
   private queued = 0;
   private wake: (() => void) | undefined;
+  /** One timer for every pending command's deadline: set for the earliest, and when it fires, again for the next. */
+  private deadlineTimer: ReturnType<typeof setTimeout> | undefined;
+  private deadlineTimerAt = Infinity;
 
   constructor(target: H2Target, headers: Record<string, string>) {
     this.call = new ConnectStream(target, METHOD, headers, this);
     this.frames = { [Symbol.asyncIterator]: () => this.iterate() };
   }
 
-  command<K extends CommandCase>(kind: K, value: CommandInit<K>, signal: AbortSignal): Promise<CommandResult<K>> {
+  command<K extends CommandCase>(kind: K, value: CommandInit<K>, deadline: Deadline): Promise<CommandResult<K>> {
     if (this.ended) return Promise.reject(sessionEnded(false));
+    if (Date.now() >= deadline.at) return Promise.reject(deadline.expired());
     const requestId = this.nextRequestId++;
     const bytes = envelope(0, toBinary(ConnectRequestSchema, create(ConnectRequestSchema, { requestId, command: { case: kind, value } as ConnectRequest["command"] })));
     return new Promise<CommandResult<K>>((resolve, reject) => {
-      const giveUp = () => {
-        this.pending.delete(requestId);
-        reject(ConnectError.from(signal.reason ?? new ConnectError("command abandoned", Code.DeadlineExceeded)));
-      };
-      if (signal.aborted) return giveUp();
-      signal.addEventListener("abort", giveUp, { once: true });
-      this.pending.set(requestId, {
-        resolve: (v: unknown) => (signal.removeEventListener("abort", giveUp), resolve(v as never)),
-        reject: (e) => (signal.removeEventListener("abort", giveUp), reject(e)),
-      });
+      this.pending.set(requestId, { resolve: resolve as (value: unknown) => void, reject, deadline });
+      this.watchDeadline(deadline.at);
       this.call.write(bytes);
     });
   }
+
+  /** Makes sure the timer fires by `at` (a timer already set earlier stays). */
+  private watchDeadline(at: number): void {
+    if (at >= this.deadlineTimerAt) return;
+    clearTimeout(this.deadlineTimer);
+    this.deadlineTimerAt = at;
+    this.deadlineTimer = setTimeout(this.expire, Math.max(0, at - Date.now()));
+    unref(this.deadlineTimer);
+  }
+
+  /** Fails the commands whose deadline has passed, and sets the timer for the earliest of the rest. */
+  private readonly expire = (): void => {
+    this.deadlineTimer = undefined;
+    this.deadlineTimerAt = Infinity;
+    const now = Date.now();
+    let next = Infinity;
+    for (const [requestId, pending] of this.pending) {
+      if (pending.deadline.at <= now) {
+        this.pending.delete(requestId);
+        pending.reject(pending.deadline.expired());
+      } else if (pending.deadline.at < next) {
+        next = pending.deadline.at;
+      }
+    }
+    if (next !== Infinity) this.watchDeadline(next);
+  };
 
   close(): void {
     this.call.close();
@@ -132,6 +156,9 @@ class BidiSession implements SessionConnection, ConnectStreamHandler {
     const error = this.call.opened ? (failure ?? sessionEnded(true)) : sessionEnded(false);
     for (const pending of this.pending.values()) pending.reject(error);
     this.pending.clear();
+    clearTimeout(this.deadlineTimer);
+    this.deadlineTimer = undefined;
+    this.deadlineTimerAt = Infinity;
     this.wakeReader();
   }
 

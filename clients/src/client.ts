@@ -4,14 +4,10 @@ import { Channel } from "./channel.js";
 import { NotConnectedError, TimeoutError } from "./errors.js";
 import type { InboundFrame } from "./frames.js";
 import { toPayload } from "./convert.js";
-import { unsent, type CommandCase, type CommandInit, type CommandResult, type SessionConnection, type SessionTransport } from "./session.js";
+import { deadlineIn, unsent, type CommandCase, type CommandInit, type CommandResult, type SessionConnection, type SessionTransport } from "./session.js";
 import { Listeners } from "./listeners.js";
+import { unref } from "./timers.js";
 import type { ConnectionStatus, EventMap, Listener, RealtimePayload } from "./types.js";
-
-/** Timers must not keep a Node process alive on their own; browsers have no unref. */
-function unref(timer: unknown): void {
-  (timer as { unref?: () => void }).unref?.();
-}
 
 export type StatusListener = (status: ConnectionStatus, error?: ConnectError) => void;
 /** Hears every failure the SDK reports: a refused command, a listener that threw, a token that could not be had. */
@@ -248,7 +244,7 @@ export class RealtimeClient {
     };
     // A goodbye first (waited for at most a second), so the server ends the session cleanly
     // rather than as a lost connection: presence leaves at once, without the grace period.
-    if (connection && this.statusValue === "connected") void connection.command("endSession", {}, AbortSignal.timeout(1000)).then(close, close);
+    if (connection && this.statusValue === "connected") void connection.command("endSession", {}, deadlineIn(1000, () => new TimeoutError("endSession got no answer within 1000 ms"))).then(close, close);
     else close();
     this.connection = undefined;
     this.welcome = undefined;
@@ -273,20 +269,15 @@ export class RealtimeClient {
       if (this.statusValue !== "connected") await this.ready(deadline, kind);
       const connection = this.connection!;
       check?.(this.welcome!);
-      const expired = new AbortController();
-      const timer = setTimeout(() => expired.abort(new TimeoutError(`${kind} got no answer within ${timeoutMs} ms`)), Math.max(0, deadline - Date.now()));
-      unref(timer);
+      const expiry = deadlineIn(deadline - Date.now(), () => new TimeoutError(`${kind} got no answer within ${timeoutMs} ms`));
       try {
-        return await connection.command(kind, value, expired.signal);
+        return await connection.command(kind, value, expiry);
       } catch (error) {
         // Not sent before its session ended: it goes to the next session, within its deadline.
         if (unsent(error) && Date.now() < deadline && this.wanted) continue;
-        const e = ConnectError.from(error);
         // No answer in time: the connection is taken for dead (half-open, frozen) and replaced.
-        if (expired.signal.aborted && this.connection === connection) this.giveUp(connection, `a ${kind} command got no answer within ${timeoutMs} ms`);
-        throw expired.signal.aborted ? ConnectError.from(expired.signal.reason) : e;
-      } finally {
-        clearTimeout(timer);
+        if (expiry.fired && this.connection === connection) this.giveUp(connection, `a ${kind} command got no answer within ${timeoutMs} ms`);
+        throw ConnectError.from(error);
       }
     }
   }
@@ -454,7 +445,7 @@ export class RealtimeClient {
     const intervalMs = this.welcome?.heartbeatIntervalMs ?? 0;
     const commandTimeoutMs = this.options.commandTimeoutMs ?? 10_000;
     const deadlineMs = intervalMs > 0 ? Math.min(commandTimeoutMs, Math.max(100, intervalMs / 4)) : commandTimeoutMs;
-    connection.command("ping", {}, AbortSignal.timeout(deadlineMs)).catch(() => {
+    connection.command("ping", {}, deadlineIn(deadlineMs, () => new TimeoutError(`ping got no answer within ${deadlineMs} ms`))).catch(() => {
       if (tries > 1 && this.connection === connection) this.ping(connection, tries - 1);
     });
   }

@@ -2,7 +2,8 @@ import type { DescMethodUnary } from "@bufbuild/protobuf";
 import { ConnectError } from "@connectrpc/connect";
 import { RealtimeService, type ServerFrame } from "../../gen/chorus/v1/realtime_pb.js";
 import type { FetchCalls } from "./fetch-calls.js";
-import { sessionEnded, unsent, type CommandCase, type CommandInit, type CommandResult, type SessionConnection, type SessionTransport } from "./session.js";
+import { unref } from "./timers.js";
+import { sessionEnded, unsent, type CommandCase, type CommandInit, type CommandResult, type Deadline, type SessionConnection, type SessionTransport } from "./session.js";
 
 /** Commands that change session state run one at a time, in call order, like frames on a stream. */
 const ORDERED: ReadonlySet<CommandCase> = new Set(["subscribe", "unsubscribe", "publish", "track", "untrack", "refreshToken", "endSession", "streamWrite"]);
@@ -59,21 +60,32 @@ class ListenSession implements SessionConnection {
     this.frames = this.pump();
   }
 
-  command<K extends CommandCase>(kind: K, value: CommandInit<K>, signal: AbortSignal): Promise<CommandResult<K>> {
+  command<K extends CommandCase>(kind: K, value: CommandInit<K>, deadline: Deadline): Promise<CommandResult<K>> {
     if (this.ended) return Promise.reject(sessionEnded(false));
+    // The deadline runs from now, the wait behind earlier ordered commands included.
+    const expired = new AbortController();
+    const timer = setTimeout(() => expired.abort(deadline.expired()), Math.max(0, deadline.at - Date.now()));
+    unref(timer);
     const call = async () => {
       // Until the call starts, nothing was sent: a session that ended meanwhile leaves the command free to go to the next.
       if (this.ended) throw sessionEnded(false);
-      if (signal.aborted) throw ConnectError.from(signal.reason);
+      if (expired.signal.aborted) throw ConnectError.from(expired.signal.reason);
       const sessionId = await this.sessionId;
       const method = RealtimeService.method[kind] as DescMethodUnary;
       // The deadline aborts the request itself: a connection that stopped answering is let go with it.
-      const reply = await this.calls.unary(method, { ...(value as object), sessionId }, this.commandHeaders, AbortSignal.any([this.abort.signal, signal]));
-      return reply as CommandResult<K>;
+      try {
+        const reply = await this.calls.unary(method, { ...(value as object), sessionId }, this.commandHeaders, AbortSignal.any([this.abort.signal, expired.signal]));
+        return reply as CommandResult<K>;
+      } catch (error) {
+        throw expired.signal.aborted ? ConnectError.from(expired.signal.reason) : error;
+      }
     };
-    if (!ORDERED.has(kind)) return call();
-    const result = this.chain.then(call, call);
-    this.chain = result.catch(() => {});
+    const result = ORDERED.has(kind) ? this.chain.then(call, call) : call();
+    if (ORDERED.has(kind)) this.chain = result.catch(() => {});
+    void result.then(
+      () => clearTimeout(timer),
+      () => clearTimeout(timer),
+    );
     return result;
   }
 

@@ -19,9 +19,34 @@ export type CommandResult<K extends CommandCase> = Extract<Reply["result"], { ca
  */
 export interface SessionConnection {
   readonly frames: AsyncIterable<InboundFrame[]>;
-  /** Sends a command; `signal` gives up on it (its deadline). */
-  command<K extends CommandCase>(kind: K, value: CommandInit<K>, signal: AbortSignal): Promise<CommandResult<K>>;
+  /** Sends a command; past `deadline.at` it fails with `deadline.expired()` (answered or not). */
+  command<K extends CommandCase>(kind: K, value: CommandInit<K>, deadline: Deadline): Promise<CommandResult<K>>;
   close(): void;
+}
+
+/**
+ * When a command gives up, and what it then fails with. A plain time rather
+ * than an AbortSignal: an AbortController, its timer and its listeners per
+ * command were a fifth of a Node client's CPU per publish; a session keeps
+ * one timer for all its commands' deadlines.
+ */
+export interface Deadline {
+  /** The time (Date.now()) past which the command gives up. */
+  readonly at: number;
+  /** The error the command then fails with. */
+  expired(): ConnectError;
+}
+
+/** A deadline `ms` from now that fails with `error()`, and remembers whether it did. */
+export function deadlineIn(ms: number, error: () => ConnectError): Deadline & { readonly fired: boolean } {
+  let fired = false;
+  return {
+    at: Date.now() + ms,
+    expired: () => ((fired = true), error()),
+    get fired() {
+      return fired;
+    },
+  };
 }
 
 export interface SessionTransport {
