@@ -314,13 +314,15 @@ export class Channel<Events extends EventMap = Record<string, any>> {
 
   private async send(event: string, data: unknown, options: PublishOptions): Promise<PublishResult> {
     const text = data === undefined ? "" : JSON.stringify(data);
-    const bytes = new TextEncoder().encode(text).length;
     const reply = await this.client.command(
       "publish",
       { topic: this.topic, event, data: text, persist: options.persist ?? false, id: options.id ?? "" },
       (welcome) => {
-        if (welcome.maxPayloadBytes > 0 && bytes > welcome.maxPayloadBytes) {
-          throw new ConnectError(`data is ${bytes} bytes; the server accepts at most ${welcome.maxPayloadBytes}: send less, or split it`, Code.ResourceExhausted);
+        const max = welcome.maxPayloadBytes;
+        // A UTF-16 unit is at most 3 bytes of UTF-8: only a text that may be over the limit is measured.
+        if (max > 0 && text.length * 3 > max) {
+          const bytes = utf8Length(text);
+          if (bytes > max) throw new ConnectError(`data is ${bytes} bytes; the server accepts at most ${max}: send less, or split it`, Code.ResourceExhausted);
         }
       },
     );
@@ -466,4 +468,19 @@ function gapError(topic: string, data: unknown): HistoryGapError {
   const notice = (data ?? {}) as { reason?: unknown; missed_from?: unknown; missed_to?: unknown };
   const position = (v: unknown) => (typeof v === "number" ? v : undefined);
   return new HistoryGapError(topic, typeof notice.reason === "string" ? notice.reason : "unknown", position(notice.missed_from), position(notice.missed_to));
+}
+
+/** The length of `text` in UTF-8, without encoding it. */
+function utf8Length(text: string): number {
+  let bytes = 0;
+  for (let i = 0; i < text.length; i++) {
+    const unit = text.charCodeAt(i);
+    if (unit < 0x80) bytes += 1;
+    else if (unit < 0x800) bytes += 2;
+    else if (unit >= 0xd800 && unit < 0xdc00 && i + 1 < text.length && (text.charCodeAt(i + 1) & 0xfc00) === 0xdc00) {
+      bytes += 4; // a surrogate pair: one code point
+      i++;
+    } else bytes += 3; // the rest of the BMP, and a lone surrogate (encoded as U+FFFD)
+  }
+  return bytes;
 }

@@ -1,10 +1,10 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { Welcome } from "../../gen/chorus/v1/realtime_pb.js";
 import { Channel } from "./channel.js";
-import { NotConnectedError, TimeoutError } from "./errors.js";
+import { NotConnectedError } from "./errors.js";
 import type { InboundFrame } from "./frames.js";
 import { toPayload } from "./convert.js";
-import { deadlineIn, unsent, type CommandCase, type CommandInit, type CommandResult, type SessionConnection, type SessionTransport } from "./session.js";
+import { CommandDeadline, unsent, type CommandCase, type CommandInit, type CommandResult, type SessionConnection, type SessionTransport } from "./session.js";
 import { Listeners } from "./listeners.js";
 import { unref } from "./timers.js";
 import type { ConnectionStatus, EventMap, Listener, RealtimePayload } from "./types.js";
@@ -244,7 +244,7 @@ export class RealtimeClient {
     };
     // A goodbye first (waited for at most a second), so the server ends the session cleanly
     // rather than as a lost connection: presence leaves at once, without the grace period.
-    if (connection && this.statusValue === "connected") void connection.command("endSession", {}, deadlineIn(1000, () => new TimeoutError("endSession got no answer within 1000 ms"))).then(close, close);
+    if (connection && this.statusValue === "connected") void connection.command("endSession", {}, new CommandDeadline(1000, "endSession")).then(close, close);
     else close();
     this.connection = undefined;
     this.welcome = undefined;
@@ -269,7 +269,7 @@ export class RealtimeClient {
       if (this.statusValue !== "connected") await this.ready(deadline, kind);
       const connection = this.connection!;
       check?.(this.welcome!);
-      const expiry = deadlineIn(deadline - Date.now(), () => new TimeoutError(`${kind} got no answer within ${timeoutMs} ms`));
+      const expiry = new CommandDeadline(deadline - Date.now(), kind, timeoutMs);
       try {
         return await connection.command(kind, value, expiry);
       } catch (error) {
@@ -445,7 +445,7 @@ export class RealtimeClient {
     const intervalMs = this.welcome?.heartbeatIntervalMs ?? 0;
     const commandTimeoutMs = this.options.commandTimeoutMs ?? 10_000;
     const deadlineMs = intervalMs > 0 ? Math.min(commandTimeoutMs, Math.max(100, intervalMs / 4)) : commandTimeoutMs;
-    connection.command("ping", {}, deadlineIn(deadlineMs, () => new TimeoutError(`ping got no answer within ${deadlineMs} ms`))).catch(() => {
+    connection.command("ping", {}, new CommandDeadline(deadlineMs, "ping")).catch(() => {
       if (tries > 1 && this.connection === connection) this.ping(connection, tries - 1);
     });
   }

@@ -2,7 +2,7 @@ import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { ConnectError } from "@connectrpc/connect";
 import type { Reply } from "../../gen/chorus/v1/realtime_pb.js";
 import type { ConnectRequestSchema } from "../../gen/chorus/v1/realtime_pb.js";
-import { SessionEndedError } from "./errors.js";
+import { SessionEndedError, TimeoutError } from "./errors.js";
 import type { InboundFrame } from "./frames.js";
 
 /** The commands a session carries, keyed as in ConnectRequest's oneof. */
@@ -37,16 +37,23 @@ export interface Deadline {
   expired(): ConnectError;
 }
 
-/** A deadline `ms` from now that fails with `error()`, and remembers whether it did. */
-export function deadlineIn(ms: number, error: () => ConnectError): Deadline & { readonly fired: boolean } {
-  let fired = false;
-  return {
-    at: Date.now() + ms,
-    expired: () => ((fired = true), error()),
-    get fired() {
-      return fired;
-    },
-  };
+/** A command's deadline `ms` from now; it remembers whether it fired, and says what got no answer within `withinMs`. */
+export class CommandDeadline implements Deadline {
+  readonly at: number;
+  fired = false;
+
+  constructor(
+    ms: number,
+    private readonly what: string,
+    private readonly withinMs = ms,
+  ) {
+    this.at = Date.now() + ms;
+  }
+
+  expired(): ConnectError {
+    this.fired = true;
+    return new TimeoutError(`${this.what} got no answer within ${this.withinMs} ms`);
+  }
 }
 
 export interface SessionTransport {

@@ -205,6 +205,11 @@ describe.each(engines)("on the $name engine", (engine) => {
       expect(await codeOf(c.channel(topic).publish("", 1))).toBe("InvalidArgument");
       expect(await codeOf(c.channel(topic).publish("system:lagged", 1))).toBe("InvalidArgument");
       expect(await codeOf(c.channel(topic).publish("m", "x".repeat(2000)))).toBe("ResourceExhausted");
+      // The limit is in UTF-8 bytes (1024 here), counted before anything is sent: 2-byte and 4-byte characters, just under and just over.
+      await c.channel(topic).publish("m", "é".repeat(511)); // "…" = 2 + 1022 bytes
+      await c.channel(topic).publish("m", "🎉".repeat(255)); // 2 + 1020 bytes
+      await expect(c.channel(topic).publish("m", "é".repeat(512))).rejects.toThrow("data is 1026 bytes; the server accepts at most 1024");
+      await expect(c.channel(topic).publish("m", "🎉".repeat(256))).rejects.toThrow("data is 1026 bytes; the server accepts at most 1024");
       expect(await codeOf(c.channel("orders").publish("INSERT", { id: 1 }))).toBe("PermissionDenied");
       expect(await codeOf(c.channel(topic).getHistory(1001))).toBe("InvalidArgument");
       expect(await codeOf(c.channel(topic).getHistory(-1 as number))).toBe("InvalidArgument");
