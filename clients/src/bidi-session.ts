@@ -1,6 +1,7 @@
 import { create, toBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { ConnectRequestSchema, type ConnectRequest } from "../../gen/chorus/v1/realtime_pb.js";
+import { publishCommandEnvelope } from "./command-wire.js";
 import { ConnectStream, type ConnectStreamHandler } from "./connect-stream.js";
 import { envelope } from "./envelopes.js";
 import { decodeFrames, type InboundFrame } from "./frames.js";
@@ -69,7 +70,9 @@ class BidiSession implements SessionConnection, ConnectStreamHandler {
     if (this.ended) return Promise.reject(sessionEnded(false));
     if (Date.now() >= deadline.at) return Promise.reject(deadline.expired());
     const requestId = this.nextRequestId++;
-    const bytes = envelope(0, toBinary(ConnectRequestSchema, create(ConnectRequestSchema, { requestId, command: { case: kind, value } as ConnectRequest["command"] })));
+    const bytes =
+      (kind === "publish" ? publishCommandEnvelope(requestId, value as CommandInit<"publish">) : undefined) ??
+      envelope(0, toBinary(ConnectRequestSchema, create(ConnectRequestSchema, { requestId, command: { case: kind, value } as ConnectRequest["command"] })));
     return new Promise<CommandResult<K>>((resolve, reject) => {
       this.pending.set(requestId, { resolve: resolve as (value: unknown) => void, reject, deadline });
       this.watchDeadline(deadline.at);

@@ -1,5 +1,6 @@
 import type { RealtimePayload } from "../../gen/chorus/v1/payload_pb.js";
 import type { PublishResponse } from "../../gen/chorus/v1/realtime_pb.js";
+import { stringSize, varintSize, writeString, writeTag, writeVarint } from "../../clients/src/proto-wire.js";
 
 /**
  * The two frames every publish makes, written by hand: the payload its
@@ -117,38 +118,4 @@ function replyFrame(request: number, resultTag: number, resultSize: number): { o
   pos = writeVarint(out, writeTag(out, pos, 0x1a), replySize); // ServerFrame.reply (3)
   if (request !== 0) pos = writeVarint(out, writeTag(out, pos, 0x08), request); // Reply.request_id (1)
   return { out, at: writeVarint(out, writeTag(out, pos, resultTag), resultSize) };
-}
-
-function stringSize(bytes: number): number {
-  return bytes === 0 ? 0 : 1 + varintSize(bytes) + bytes;
-}
-
-function varintSize(n: number): number {
-  let size = 1;
-  while (n >= 0x80) {
-    n = Math.floor(n / 128);
-    size++;
-  }
-  return size;
-}
-
-function writeTag(out: Buffer, pos: number, tag: number): number {
-  out[pos] = tag;
-  return pos + 1;
-}
-
-function writeVarint(out: Buffer, pos: number, n: number): number {
-  while (n >= 0x80) {
-    out[pos++] = (n % 128) | 0x80;
-    n = Math.floor(n / 128);
-  }
-  out[pos++] = n;
-  return pos;
-}
-
-function writeString(out: Buffer, pos: number, tag: number, value: string, bytes: number): number {
-  if (bytes === 0) return pos;
-  out[pos++] = tag;
-  pos = writeVarint(out, pos, bytes);
-  return pos + out.write(value, pos, "utf8");
 }
