@@ -6,7 +6,7 @@ import { ConnectStream, type ConnectStreamHandler } from "./connect-stream.js";
 import { envelope } from "./envelopes.js";
 import { decodeFrames, type InboundFrame } from "./frames.js";
 import type { H2Target } from "./h2-target.js";
-import { unref } from "./timers.js";
+import { delayUntil, unref } from "./timers.js";
 import { sessionEnded, type CommandCase, type CommandInit, type CommandResult, type Deadline, type SessionConnection, type SessionTransport } from "./session.js";
 
 const METHOD = "chorus.v1.RealtimeService/Connect";
@@ -85,7 +85,7 @@ class BidiSession implements SessionConnection, ConnectStreamHandler {
     if (at >= this.deadlineTimerAt) return;
     clearTimeout(this.deadlineTimer);
     this.deadlineTimerAt = at;
-    this.deadlineTimer = setTimeout(this.expire, Math.max(0, at - Date.now()));
+    this.deadlineTimer = setTimeout(this.expire, delayUntil(at));
     unref(this.deadlineTimer);
   }
 

@@ -6,7 +6,7 @@ import type { InboundFrame } from "./frames.js";
 import { toPayload } from "./convert.js";
 import { CommandDeadline, unsent, type CommandCase, type CommandInit, type CommandResult, type SessionConnection, type SessionTransport } from "./session.js";
 import { Listeners } from "./listeners.js";
-import { unref } from "./timers.js";
+import { delayUntil, MAX_TIMER_DELAY, unref } from "./timers.js";
 import type { ConnectionStatus, EventMap, Listener, RealtimePayload } from "./types.js";
 
 export type StatusListener = (status: ConnectionStatus, error?: ConnectError) => void;
@@ -328,10 +328,14 @@ export class RealtimeClient {
         resolve: () => (clearTimeout(timer), resolve()),
         reject: (error) => (clearTimeout(timer), reject(error)),
       };
-      const timer = setTimeout(() => {
-        this.readyWaiters.delete(waiter);
-        reject(new NotConnectedError(`${kind}: no session with the server within ${this.options.commandTimeoutMs ?? 10_000} ms (status: ${this.statusValue})`));
-      }, Math.max(0, deadline - Date.now()));
+      // A deadline past what a timer takes (a timeout of weeks, or Infinity) is not watched.
+      const timer =
+        deadline - Date.now() <= MAX_TIMER_DELAY
+          ? setTimeout(() => {
+              this.readyWaiters.delete(waiter);
+              reject(new NotConnectedError(`${kind}: no session with the server within ${this.options.commandTimeoutMs ?? 10_000} ms (status: ${this.statusValue})`));
+            }, delayUntil(deadline))
+          : undefined;
       unref(timer);
       this.readyWaiters.add(waiter);
     });

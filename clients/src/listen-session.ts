@@ -2,7 +2,7 @@ import type { DescMethodUnary } from "@bufbuild/protobuf";
 import { ConnectError } from "@connectrpc/connect";
 import { RealtimeService, type ServerFrame } from "../../gen/chorus/v1/realtime_pb.js";
 import type { FetchCalls } from "./fetch-calls.js";
-import { unref } from "./timers.js";
+import { delayUntil, MAX_TIMER_DELAY, unref } from "./timers.js";
 import { sessionEnded, unsent, type CommandCase, type CommandInit, type CommandResult, type Deadline, type SessionConnection, type SessionTransport } from "./session.js";
 
 /** Commands that change session state run one at a time, in call order, like frames on a stream. */
@@ -64,7 +64,8 @@ class ListenSession implements SessionConnection {
     if (this.ended) return Promise.reject(sessionEnded(false));
     // The deadline runs from now, the wait behind earlier ordered commands included.
     const expired = new AbortController();
-    const timer = setTimeout(() => expired.abort(deadline.expired()), Math.max(0, deadline.at - Date.now()));
+    // A deadline past what a timer takes (a timeout of weeks, or Infinity) is not watched.
+    const timer = deadline.at - Date.now() <= MAX_TIMER_DELAY ? setTimeout(() => expired.abort(deadline.expired()), delayUntil(deadline.at)) : undefined;
     unref(timer);
     const call = async () => {
       // Until the call starts, nothing was sent: a session that ended meanwhile leaves the command free to go to the next.

@@ -84,6 +84,22 @@ for (const transport of transports) {
       client.disconnect();
     });
 
+    it("takes a command timeout longer than a timer can wait (weeks, or Infinity) as no deadline, not as an instant one", { timeout: 20_000 }, async () => {
+      for (const commandTimeoutMs of [Infinity, 60 * 24 * 3600 * 1000]) {
+        const { client, errors } = recorded(transport, { url: server.url, token: "patient", commandTimeoutMs });
+        try {
+          const topic = `chat/patient-${transport.name.length}`;
+          // The first command waits for the session (connecting on demand), then for its answer: both without a timer that fires at once.
+          await client.channel(topic).publish("m", 1, { persist: true });
+          await client.channel(topic).publish("m", 2, { persist: true });
+          expect((await client.channel(topic).getHistory(10)).length).toBeGreaterThanOrEqual(2);
+          expect(errors).toEqual([]);
+        } finally {
+          client.disconnect();
+        }
+      }
+    });
+
     it("gives every command a deadline: a frozen connection is noticed, replaced, and later commands work", { timeout: 45_000 }, async () => {
       const proxy = await LoopbackProxy.start(server.port);
       const { client, errors } = recorded(transport, { url: proxy.url, token: "frozen", commandTimeoutMs: 1500, connectTimeoutMs: 1500 });
