@@ -74,15 +74,13 @@ class ListenSession implements SessionConnection {
       const sessionId = await this.sessionId;
       const method = RealtimeService.method[kind] as DescMethodUnary;
       // The deadline aborts the request itself: a connection that stopped answering is let go with it.
-      try {
-        const reply = await this.calls.unary(method, { ...(value as object), sessionId }, this.commandHeaders, AbortSignal.any([this.abort.signal, expired.signal]));
-        return reply as CommandResult<K>;
-      } catch (error) {
-        throw expired.signal.aborted ? ConnectError.from(expired.signal.reason) : error;
-      }
+      // (An aborted call fails with the signal's reason: the deadline's error.)
+      const reply = await this.calls.unary(method, { ...(value as object), sessionId }, this.commandHeaders, AbortSignal.any([this.abort.signal, expired.signal]));
+      return reply as CommandResult<K>;
     };
-    const result = ORDERED.has(kind) ? this.chain.then(call, call) : call();
-    if (ORDERED.has(kind)) this.chain = result.catch(() => {});
+    const ordered = ORDERED.has(kind);
+    const result = ordered ? this.chain.then(call, call) : call();
+    if (ordered) this.chain = result.catch(() => {});
     void result.then(
       () => clearTimeout(timer),
       () => clearTimeout(timer),

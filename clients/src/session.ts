@@ -27,8 +27,9 @@ export interface SessionConnection {
 /**
  * When a command gives up, and what it then fails with. A plain time rather
  * than an AbortSignal: an AbortController, its timer and its listeners per
- * command were a fifth of a Node client's CPU per publish; a session keeps
- * one timer for all its commands' deadlines.
+ * command were a fifth of a Node client's CPU per publish; the bidi session
+ * keeps one timer for all its commands' deadlines (a browser's fetch still
+ * needs a signal per call).
  */
 export interface Deadline {
   /** The time (Date.now()) past which the command gives up. */
